@@ -1,0 +1,2 @@
+//! The province catalog (work in progress).
+#![forbid(unsafe_code)]
