@@ -1,1 +1,10 @@
+//! # onecard-gateway
+//!
+//! The data plane of onecard: the plugin [`runtime`], the host [`capabilities`] plugins reach,
+//! and the `onecard` command line.
+#![deny(unsafe_code)]
 
+pub mod bindings;
+pub mod capabilities;
+pub mod cli;
+pub mod runtime;

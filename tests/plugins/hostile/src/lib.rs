@@ -10,7 +10,7 @@ const ANY: &str = r#"{"type":"object"}"#;
 
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        ["ok", "loop", "grow", "trap", "panic", "recurse", "flood", "call_http", "refuse"]
+        ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "call_http", "refuse"]
             .into_iter()
             .fold(PluginInfo::new("hostile", "0.1.0"), |info, name| info.action(ActionSpec::new(name, ANY)))
             .capability("kv")
@@ -32,7 +32,8 @@ impl Plugin for Hostile {
             "grow" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
-                    hoard.push(vec![1u8; 1 << 20]);
+                    // Reserve without touching: memory grows at once, with no page to fault in.
+                    hoard.push(Vec::with_capacity(16 << 20));
                     std::hint::black_box(&hoard);
                 }
             }
@@ -42,6 +43,7 @@ impl Plugin for Hostile {
             }
             "panic" => panic!("hostile plugin panics on purpose"),
             "recurse" => Response::json(&recurse(std::hint::black_box(1))),
+            "deep" => Response::json(&depth(std::hint::black_box(u64::MAX))),
             "flood" => loop {
                 log::debug("flood");
             },
@@ -55,6 +57,13 @@ impl Plugin for Hostile {
     }
 }
 
+/// Recursion with no locals in linear memory: only the wasm stack grows.
+fn depth(n: u64) -> u64 {
+    if n == 0 { 0 } else { 1 + depth(std::hint::black_box(n - 1)) }
+}
+
+/// Recursion with an array on the shadow stack (in linear memory): the shadow stack runs out
+/// below address 0 first.
 fn recurse(n: u64) -> u64 {
     let buffer = std::hint::black_box([n; 64]);
     if buffer[0] == 0 { 0 } else { recurse(n + 1) + buffer[63] }

@@ -1,0 +1,222 @@
+//! [`MemoryKv`]: the key-value backend of a single gateway process, with expiry. It can be saved
+//! to and loaded from a JSON file, which is how `onecard plugin run --state FILE` keeps state
+//! between runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{KvBackend, KvBackendError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    value: Value,
+    /// Unix milliseconds after which the entry is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+}
+
+/// Values are kept as text when they are UTF-8, so a saved state file is readable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Text(String),
+    Bytes { hex: String },
+}
+
+impl Value {
+    fn from_bytes(bytes: Vec<u8>) -> Self {
+        match String::from_utf8(bytes) {
+            Ok(text) => Value::Text(text),
+            Err(e) => Value::Bytes { hex: hex::encode(e.into_bytes()) },
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Value::Text(t) => t.as_bytes().to_vec(),
+            Value::Bytes { hex } => hex::decode(hex).unwrap_or_default(),
+        }
+    }
+}
+
+/// In-process key-value store; every operation holds one lock briefly, so each is atomic.
+#[derive(Debug, Default)]
+pub struct MemoryKv {
+    entries: Mutex<HashMap<(String, String), Entry>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn expiry(ttl: Option<Duration>) -> Option<u64> {
+    ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64))
+}
+
+type Map = HashMap<(String, String), Entry>;
+
+fn live<'a>(map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
+    let id = (ns.to_owned(), key.to_owned());
+    if map.get(&id).is_some_and(|e| e.expires_at_ms.is_some_and(|t| t <= now_ms())) {
+        map.remove(&id);
+    }
+    map.get_mut(&id)
+}
+
+impl MemoryKv {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
+        // A panic while holding this lock cannot leave an entry half-written: recover the map.
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Drop expired entries (the gateway calls this periodically).
+    pub fn prune_expired(&self) -> usize {
+        let now = now_ms();
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, e| e.expires_at_ms.is_none_or(|t| t > now));
+        before - map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The live entries as JSON: `{namespace: {key: {"value": ..., "expires_at_ms": ...}}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        self.prune_expired();
+        let map = self.lock();
+        let mut out: BTreeMap<&str, BTreeMap<&str, &Entry>> = BTreeMap::new();
+        for ((ns, key), entry) in map.iter() {
+            out.entry(ns).or_default().insert(key, entry);
+        }
+        serde_json::to_value(out).unwrap_or_default()
+    }
+
+    /// Load entries saved by [`MemoryKv::to_json`].
+    pub fn from_json(json: serde_json::Value) -> Result<Self, serde_json::Error> {
+        let saved: BTreeMap<String, BTreeMap<String, Entry>> = serde_json::from_value(json)?;
+        let entries = saved
+            .into_iter()
+            .flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| ((ns.clone(), key), e)))
+            .collect();
+        let kv = MemoryKv { entries: Mutex::new(entries) };
+        kv.prune_expired();
+        Ok(kv)
+    }
+}
+
+#[async_trait]
+impl KvBackend for MemoryKv {
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError> {
+        Ok(live(&mut self.lock(), ns, key).map(|e| e.value.to_bytes()))
+    }
+
+    async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
+        let entry = Entry { value: Value::from_bytes(value), expires_at_ms: expiry(ttl) };
+        self.lock().insert((ns.into(), key.into()), entry);
+        Ok(())
+    }
+
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
+        let mut map = self.lock();
+        let existed = live(&mut map, ns, key).is_some();
+        map.remove(&(ns.to_owned(), key.to_owned()));
+        Ok(existed)
+    }
+
+    async fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvBackendError> {
+        let mut map = self.lock();
+        let current = live(&mut map, ns, key).map(|e| e.value.to_bytes());
+        if current != expected {
+            return Ok(false);
+        }
+        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(new), expires_at_ms: expiry(ttl) });
+        Ok(true)
+    }
+
+    async fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError> {
+        let mut map = self.lock();
+        let (current, expires_at_ms) = match live(&mut map, ns, key) {
+            Some(entry) => {
+                let bytes = entry.value.to_bytes();
+                let n = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(KvBackendError::NotANumber)?;
+                (n, entry.expires_at_ms)
+            }
+            None => (0, expiry(ttl)),
+        };
+        let value = current.checked_add(delta).ok_or(KvBackendError::NotANumber)?;
+        map.insert((ns.into(), key.into()), Entry { value: Value::Text(value.to_string()), expires_at_ms });
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn namespaces_do_not_see_each_other() {
+        let kv = MemoryKv::new();
+        kv.set("parks", "k", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(kv.get("transit", "k").await.unwrap(), None);
+        assert_eq!(kv.get("parks", "k").await.unwrap(), Some(b"1".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn compare_and_swap_only_from_the_expected_value() {
+        let kv = MemoryKv::new();
+        assert!(kv.compare_and_swap("a", "k", None, b"x".to_vec(), None).await.unwrap());
+        assert!(!kv.compare_and_swap("a", "k", None, b"y".to_vec(), None).await.unwrap());
+        assert!(kv.compare_and_swap("a", "k", Some(b"x".to_vec()), b"y".to_vec(), None).await.unwrap());
+        assert_eq!(kv.get("a", "k").await.unwrap(), Some(b"y".to_vec()));
+    }
+
+    #[tokio::test]
+    async fn increment_counts_and_refuses_text() {
+        let kv = MemoryKv::new();
+        assert_eq!(kv.increment("a", "n", 2, None).await.unwrap(), 2);
+        assert_eq!(kv.increment("a", "n", -1, None).await.unwrap(), 1);
+        kv.set("a", "t", b"abc".to_vec(), None).await.unwrap();
+        assert_eq!(kv.increment("a", "t", 1, None).await, Err(KvBackendError::NotANumber));
+        assert_eq!(kv.get("a", "t").await.unwrap(), Some(b"abc".to_vec()), "a refused increment changes nothing");
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_gone() {
+        let kv = MemoryKv::new();
+        kv.set("a", "k", b"v".to_vec(), Some(Duration::from_millis(0))).await.unwrap();
+        assert_eq!(kv.get("a", "k").await.unwrap(), None);
+        assert!(!kv.delete("a", "k").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn saves_and_loads_as_json() {
+        let kv = MemoryKv::new();
+        kv.set("a", "text", b"v".to_vec(), Some(Duration::from_secs(60))).await.unwrap();
+        kv.set("a", "bin", vec![0xff, 0x00], None).await.unwrap();
+        let loaded = MemoryKv::from_json(kv.to_json()).unwrap();
+        assert_eq!(loaded.get("a", "text").await.unwrap(), Some(b"v".to_vec()));
+        assert_eq!(loaded.get("a", "bin").await.unwrap(), Some(vec![0xff, 0x00]));
+    }
+}
