@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
 
 /// Card status (DOMAIN.md). Account locks are separate flags on [`Card`].
 #[derive(
@@ -97,5 +96,5 @@ pub struct Card {
     #[serde(default)]
     pub real_person: bool,
     /// End of validity (cards are valid 10 years).
-    pub valid_until: Timestamp,
+    pub valid_until: chrono::DateTime<chrono::Utc>,
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActiveStatus, Timestamp};
+use super::ActiveStatus;
 
 /// What kind of party a channel is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -58,9 +58,9 @@ pub struct ChannelKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
     /// Start of validity.
-    pub not_before: Timestamp,
+    pub not_before: chrono::DateTime<chrono::Utc>,
     /// End of validity.
-    pub not_after: Timestamp,
+    pub not_after: chrono::DateTime<chrono::Utc>,
 }
 
 /// A channel authorized by the province.
@@ -103,9 +103,9 @@ pub struct Grant {
     /// Actions allowed.
     pub actions: BTreeSet<String>,
     /// Start of validity.
-    pub not_before: Timestamp,
+    pub not_before: chrono::DateTime<chrono::Utc>,
     /// End of validity.
-    pub not_after: Timestamp,
+    pub not_after: chrono::DateTime<chrono::Utc>,
     /// Status.
     #[serde(default)]
     pub status: GrantStatus,

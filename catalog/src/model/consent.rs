@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
 
 /// One consent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -24,10 +23,10 @@ pub struct Consent {
     /// Channel through which the holder consented.
     pub channel: String,
     /// Start of validity.
-    pub not_before: Timestamp,
+    pub not_before: chrono::DateTime<chrono::Utc>,
     /// End of validity.
-    pub not_after: Timestamp,
+    pub not_after: chrono::DateTime<chrono::Utc>,
     /// When the holder revoked it, if they did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked_at: Option<Timestamp>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ActiveStatus, Timestamp};
+use super::ActiveStatus;
 
 /// Algorithms of credential-signing keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -27,9 +27,9 @@ pub struct IssuerKey {
     /// Public key, base64.
     pub public_key: String,
     /// Start of validity.
-    pub not_before: Timestamp,
+    pub not_before: chrono::DateTime<chrono::Utc>,
     /// End of validity.
-    pub not_after: Timestamp,
+    pub not_after: chrono::DateTime<chrono::Utc>,
     /// Status.
     #[serde(default)]
     pub status: ActiveStatus,

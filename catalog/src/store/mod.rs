@@ -1,0 +1,268 @@
+//! Storage: one `Store` over an embedded SQLite file (WAL) or PostgreSQL, through sqlx's `Any`
+//! driver with runtime queries and one portable set of migrations run at open.
+//!
+//! Writers are serialized (SQLite `BEGIN IMMEDIATE`, PostgreSQL an exclusive lock on the
+//! journal) so that change versions are assigned and committed in order: a gateway that has
+//! seen version N has seen every change up to N.
+
+mod catalog_io;
+mod dump;
+mod gateways;
+mod journal;
+mod registry;
+mod settings;
+mod tokens;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
+use tokio::sync::watch;
+
+pub use gateways::{GatewayReport, GatewayStatus, RolloutEntry};
+pub use journal::ChangeRecord;
+pub use registry::{AccessRecord, CardUpdate};
+pub use tokens::{NewToken, TokenInfo};
+
+use crate::error::{Error, Result, codes};
+use crate::feed::ChangeEvent;
+use crate::model::{Timestamp, format_ts, now};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// The catalog database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    version_tx: std::sync::Arc<watch::Sender<i64>>,
+}
+
+/// Turns what a user typed into a sqlx URL: `postgres://…` as is; `sqlite:…` or a plain path
+/// becomes a SQLite file, created if missing.
+pub fn database_url(input: &str) -> Result<(String, Backend)> {
+    let input = input.trim();
+    if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        return Ok((input.to_string(), Backend::Postgres));
+    }
+    let path = input
+        .strip_prefix("sqlite://")
+        .or_else(|| input.strip_prefix("sqlite:"))
+        .unwrap_or(input);
+    if path.is_empty() || path.contains("://") {
+        return Err(Error::bad_request(
+            codes::INVALID_CATALOG,
+            format!("{input:?} is neither a postgres:// URL nor a SQLite file path"),
+        ));
+    }
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+    Ok((format!("sqlite://{path}?{query}"), Backend::Sqlite))
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = database_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file; set it once, before any pool connection.
+            let mut conn = options.connect().await?;
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await?;
+            sqlx::Connection::close(conn).await?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let store = Store { pool, backend, version_tx: std::sync::Arc::new(watch::channel(0).0) };
+        store.ensure_keys().await?;
+        let v = store.version().await?;
+        store.version_tx.send_replace(v);
+        tracing::info!(?backend, version = v, "catalog store open");
+        Ok(store)
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool (tests and tools).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The current catalog version (highest change number; 0 when empty).
+    pub async fn version(&self) -> Result<i64> {
+        let v: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v)
+    }
+
+    /// A receiver that sees the version each time a write of this process commits.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.version_tx.subscribe()
+    }
+
+    /// Tells local subscribers that the database moved to `version` (writes by this process do
+    /// this themselves; the server's poller calls it for writes by other processes).
+    pub fn observe_version(&self, version: i64) {
+        self.version_tx.send_if_modified(|v| {
+            if version > *v {
+                *v = version;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Starts a serialized write transaction on behalf of `actor`.
+    pub async fn begin_write(&self, actor: &str) -> Result<Writer> {
+        let mut tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("LOCK TABLE changes IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+                tx
+            }
+        };
+        let last: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM changes")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(Writer {
+            tx,
+            last,
+            at: now(),
+            actor: actor.to_string(),
+            version_tx: self.version_tx.clone(),
+        })
+    }
+
+    /// Starts a read transaction that sees one consistent state.
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?
+            }
+        })
+    }
+}
+
+/// A write transaction; every change it journals gets the next version.
+#[derive(Debug)]
+pub struct Writer {
+    tx: Transaction<'static, Any>,
+    last: i64,
+    at: Timestamp,
+    actor: String,
+    version_tx: std::sync::Arc<watch::Sender<i64>>,
+}
+
+impl Writer {
+    /// The transaction, for queries.
+    pub fn tx(&mut self) -> &mut Transaction<'static, Any> {
+        &mut self.tx
+    }
+    /// The time of this write.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+    /// The time of this write, formatted for storage.
+    pub fn at_str(&self) -> String {
+        format_ts(&self.at)
+    }
+    /// Who writes.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+    /// Whether anything was journaled.
+    pub fn changed(&self, since: i64) -> bool {
+        self.last > since
+    }
+    /// Version before any change of this writer was journaled, or the last journaled one.
+    pub fn last_version(&self) -> i64 {
+        self.last
+    }
+
+    /// Appends one change to the journal; returns its version.
+    pub async fn journal(&mut self, entity_id: &str, application: Option<&str>, event: &ChangeEvent) -> Result<i64> {
+        self.last += 1;
+        let body = serde_json::to_string(event).map_err(|e| Error::Internal(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO changes (version, at, actor, kind, entity_id, application, body) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(self.last)
+        .bind(self.at_str())
+        .bind(self.actor.clone())
+        .bind(event.kind())
+        .bind(entity_id.to_string())
+        .bind(application.map(str::to_string))
+        .bind(body)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(self.last)
+    }
+
+    /// Commits and wakes change-feed waiters. Returns the new version.
+    pub async fn commit(self) -> Result<i64> {
+        self.tx.commit().await?;
+        let v = self.last;
+        self.version_tx.send_if_modified(|cur| {
+            if v > *cur {
+                *cur = v;
+                true
+            } else {
+                false
+            }
+        });
+        Ok(v)
+    }
+
+    /// Abandons the transaction (also what dropping it does).
+    pub async fn rollback(self) -> Result<()> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}
+
+/// Decodes a JSON body column.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| Error::Internal(format!("stored {what} is unreadable: {e}")))
+}
+
+/// Encodes a value for a JSON body column.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalised() {
+        assert_eq!(database_url("cat.db").ok(), Some(("sqlite://cat.db?mode=rwc".into(), Backend::Sqlite)));
+        assert_eq!(database_url("sqlite:///tmp/x.db").ok(), Some(("sqlite:///tmp/x.db?mode=rwc".into(), Backend::Sqlite)));
+        assert_eq!(
+            database_url("postgres://postgres@127.0.0.1:5432/test").ok().map(|x| x.1),
+            Some(Backend::Postgres)
+        );
+        assert!(database_url("mysql://x").is_err());
+    }
+}
