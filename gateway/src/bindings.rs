@@ -13,3 +13,38 @@ wasmtime::component::bindgen!({
 });
 
 pub use onecard::plugin::types::{ActionSpec, Assurance, CardStatus, CardView, Refusal};
+
+impl Assurance {
+    /// The name used in manifests, the catalog and JSON: `real_name`, `real_card`, `real_person`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assurance::RealName => "real_name",
+            Assurance::RealCard => "real_card",
+            Assurance::RealPerson => "real_person",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Assurance::RealName, Assurance::RealCard, Assurance::RealPerson].into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+impl CardStatus {
+    /// The name used in the catalog and JSON (`temporary_loss`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CardStatus::Sealed => "sealed",
+            CardStatus::Normal => "normal",
+            CardStatus::TemporaryLoss => "temporary_loss",
+            CardStatus::FormalLoss => "formal_loss",
+            CardStatus::Locked => "locked",
+            CardStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [CardStatus::Sealed, CardStatus::Normal, CardStatus::TemporaryLoss, CardStatus::FormalLoss, CardStatus::Locked, CardStatus::Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
+}

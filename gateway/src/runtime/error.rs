@@ -58,6 +58,18 @@ impl InvokeError {
     }
 }
 
+impl InvokeError {
+    /// The human-readable message, without the code.
+    pub fn message(&self) -> String {
+        match self {
+            InvokeError::Refused { message, .. } | InvokeError::InvalidParams { message, .. } | InvokeError::Backend { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Plugin-chosen codes: `^[A-Z][A-Z0-9_]{2,63}$`, and not in the gateway's reserved families.
 pub(crate) fn valid_plugin_code(code: &str) -> bool {
     let shape = (3..=64).contains(&code.len())
