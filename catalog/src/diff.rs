@@ -10,11 +10,11 @@ use crate::catalog::{Catalog, policy_key};
 use crate::feed::Op;
 
 /// One entity added, changed or removed.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EntityDiff {
     /// Entity kind: `province`, `city`, `department`, `application`, `filing`, `channel`,
     /// `grant`, `venue`, `policy`, `issuer_key`, `card`, `consent`.
-    pub kind: &'static str,
+    pub kind: String,
     /// Entity id (`application#n` for filings).
     pub id: String,
     /// What happens.
@@ -91,9 +91,9 @@ pub fn diff(old: &Catalog, new: &Catalog) -> Vec<EntityDiff> {
     let mut out = Vec::new();
     for ((kind, id), new_v) in &after {
         match before.get(&(*kind, id.clone())) {
-            None => out.push(EntityDiff { kind, id: id.clone(), op: Op::Added, fields: vec![], old: None, new: Some(new_v.clone()) }),
+            None => out.push(EntityDiff { kind: kind.to_string(), id: id.clone(), op: Op::Added, fields: vec![], old: None, new: Some(new_v.clone()) }),
             Some(old_v) if old_v != new_v => out.push(EntityDiff {
-                kind,
+                kind: kind.to_string(),
                 id: id.clone(),
                 op: Op::Changed,
                 fields: changed_fields(old_v, new_v),
@@ -105,13 +105,13 @@ pub fn diff(old: &Catalog, new: &Catalog) -> Vec<EntityDiff> {
     }
     for ((kind, id), old_v) in &before {
         if !after.contains_key(&(*kind, id.clone())) && *kind != "card" && *kind != "consent" {
-            out.push(EntityDiff { kind, id: id.clone(), op: Op::Removed, fields: vec![], old: Some(old_v.clone()), new: None });
+            out.push(EntityDiff { kind: kind.to_string(), id: id.clone(), op: Op::Removed, fields: vec![], old: Some(old_v.clone()), new: None });
         }
     }
     // Additions and changes parents first, removals children first.
     out.sort_by_key(|d| match d.op {
-        Op::Removed => (1, usize::MAX - rank(d.kind), d.id.clone()),
-        _ => (0, rank(d.kind), d.id.clone()),
+        Op::Removed => (1, usize::MAX - rank(&d.kind), d.id.clone()),
+        _ => (0, rank(&d.kind), d.id.clone()),
     });
     out
 }

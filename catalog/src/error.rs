@@ -165,6 +165,10 @@ pub mod codes {
     pub const CONSENT_REVOKED: &str = "CONSENT_REVOKED";
     /// The channel is not active.
     pub const CHANNEL_NOT_ACTIVE: &str = "CHANNEL_NOT_ACTIVE";
+    /// The holder header (`x-onecard-holder-ssn`) is missing.
+    pub const HOLDER_MISSING: &str = "HOLDER_MISSING";
+    /// A social security number is malformed or its check character is wrong.
+    pub const INVALID_SSN: &str = "INVALID_SSN";
     /// Method not allowed on this route.
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
     /// The catalog has not been initialised (`onecard catalog init`).

@@ -44,7 +44,7 @@ pub fn validate_ssn(ssn: &str) -> Result<String, String> {
     let Some(expected) = ssn_check_char(body) else {
         return Err("the first 17 characters of a social security number are digits".into());
     };
-    if check.chars().next() != Some(expected) {
+    if !check.starts_with(expected) {
         return Err("the social security number's check character is wrong".into());
     }
     let month: u32 = body[10..12].parse().unwrap_or(0);

@@ -8,6 +8,7 @@
 //! `onecard catalog` subcommands.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod catalog;
 pub mod declarative;
 pub mod diff;

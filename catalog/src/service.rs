@@ -16,7 +16,7 @@ use crate::validate::{self, Problem};
 use crate::workflow::{self, FilingState};
 
 /// What a change did (or, for a dry run, would do).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeReport {
     /// Entity changes, in the order written.
     pub changes: Vec<EntityDiff>,
@@ -79,7 +79,7 @@ pub async fn apply(
     who: &Principal,
     mut desired: Catalog,
     dry_run: bool,
-    line_of: &dyn Fn(&Problem) -> Option<usize>,
+    line_of: &(dyn Fn(&Problem) -> Option<usize> + Sync),
 ) -> Result<ChangeReport> {
     who.require(&[Role::ProvinceAdmin])?;
     resolve_ssn_refs(store, &mut desired, line_of).await?;
@@ -121,8 +121,8 @@ pub async fn export(store: &Store) -> Result<Catalog> {
 }
 
 /// Replaces `card_ref = "ssn:<number>"` (cards, consents, holder policies) by the hash.
-async fn resolve_ssn_refs(store: &Store, c: &mut Catalog, line_of: &dyn Fn(&Problem) -> Option<usize>) -> Result<()> {
-    async fn resolve(store: &Store, r: &mut String, place: Problem, line_of: &dyn Fn(&Problem) -> Option<usize>) -> Result<()> {
+async fn resolve_ssn_refs(store: &Store, c: &mut Catalog, line_of: &(dyn Fn(&Problem) -> Option<usize> + Sync)) -> Result<()> {
+    async fn resolve(store: &Store, r: &mut String, place: Problem, line_of: &(dyn Fn(&Problem) -> Option<usize> + Sync)) -> Result<()> {
         if let Some(ssn) = r.strip_prefix("ssn:") {
             match store.card_ref(ssn).await {
                 Ok(h) => *r = h,

@@ -67,6 +67,17 @@ impl Store {
         read_catalog(&mut conn, false).await
     }
 
+    /// Who last set each entity of `kind`, and when: id -> (actor, time).
+    pub async fn entity_meta(&self, kind: &str) -> Result<std::collections::BTreeMap<String, (String, String)>> {
+        let rows = sqlx::query("SELECT id, updated_by, updated_at FROM entities WHERE kind = $1")
+            .bind(kind.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?))))
+            .collect()
+    }
+
     /// The whole catalog, cards and consents included, read consistently.
     pub async fn full_catalog(&self) -> Result<(Catalog, i64)> {
         let mut tx = self.begin_read().await?;
@@ -138,7 +149,7 @@ impl Writer {
     /// history says it was imported); otherwise a new filing starts as a draft.
     pub async fn write_diff(&mut self, diffs: &[EntityDiff], new: &Catalog, who: &Principal, note: &str, import: bool) -> Result<()> {
         for d in diffs {
-            match d.kind {
+            match d.kind.as_str() {
                 "filing" => self.write_filing(d, new, who, note, import).await?,
                 "card" => self.write_card(d).await?,
                 "consent" => self.write_consent(d).await?,
@@ -151,13 +162,13 @@ impl Writer {
 
     async fn write_entity(&mut self, d: &EntityDiff) -> Result<()> {
         sqlx::query("DELETE FROM entities WHERE kind = $1 AND id = $2")
-            .bind(d.kind)
+            .bind(d.kind.clone())
             .bind(d.id.clone())
             .execute(&mut *self.tx)
             .await?;
         if let Some(new) = &d.new {
             sqlx::query("INSERT INTO entities (kind, id, body, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)")
-                .bind(d.kind)
+                .bind(d.kind.clone())
                 .bind(d.id.clone())
                 .bind(new.to_string())
                 .bind(self.at_str())
@@ -170,9 +181,9 @@ impl Writer {
             let (channel, application) = d.id.split_once('/').unwrap_or((&d.id, ""));
             ChangeEvent::GrantRevoked { channel: channel.into(), application: application.into() }
         } else {
-            ChangeEvent::EntityChanged { entity: d.kind.into(), id: d.id.clone(), op: d.op }
+            ChangeEvent::EntityChanged { entity: d.kind.clone(), id: d.id.clone(), op: d.op }
         };
-        let app = match d.kind {
+        let app = match d.kind.as_str() {
             "application" => Some(d.id.clone()),
             "grant" | "venue" | "policy" => d
                 .new

@@ -20,7 +20,7 @@ use sqlx::{Any, AnyPool, ConnectOptions, Transaction};
 use tokio::sync::watch;
 
 pub use gateways::{GatewayReport, GatewayStatus, RolloutEntry};
-pub use journal::ChangeRecord;
+pub use journal::{ChangeRecord, HistoryEntry};
 pub use registry::{AccessRecord, CardUpdate};
 pub use tokens::{NewToken, TokenInfo};
 

@@ -52,7 +52,7 @@ impl Store {
     /// The card reference of a social security number: HMAC-SHA256 under the catalog's key,
     /// hex. Refuses an invalid number.
     pub async fn card_ref(&self, ssn: &str) -> Result<String> {
-        let ssn = ids::validate_ssn(ssn).map_err(|e| Error::bad_request(codes::INVALID_CATALOG, e))?;
+        let ssn = ids::validate_ssn(ssn).map_err(|e| Error::bad_request(codes::INVALID_SSN, e))?;
         let key = self.secret(SSN_KEY).await?;
         let mut mac = <Hmac<Sha256>>::new_from_slice(&key).map_err(|e| Error::Internal(e.to_string()))?;
         mac.update(ssn.as_bytes());
