@@ -10,6 +10,8 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cli;
+pub mod client;
 pub mod declarative;
 pub mod diff;
 pub mod error;

@@ -13,6 +13,12 @@ pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
 
 /// A store in a fresh PostgreSQL schema. Failing to connect fails the test.
 pub async fn postgres_store() -> (Store, ()) {
+    let url = postgres_url().await;
+    (Store::open(&url).await.expect("open postgres store"), ())
+}
+
+/// The URL of a fresh, empty PostgreSQL schema.
+pub async fn postgres_url() -> String {
     use rand::RngCore as _;
     let base = std::env::var("ONECARD_TEST_POSTGRES_URL").expect("ONECARD_TEST_POSTGRES_URL is set");
     let mut b = [0u8; 6];
@@ -26,8 +32,7 @@ pub async fn postgres_store() -> (Store, ()) {
         .expect("create schema");
     admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
-    (Store::open(&url).await.expect("open postgres store"), ())
+    format!("{base}{sep}options[search_path]={schema}")
 }
 
 /// Runs each listed `async fn name(store: Store)` on SQLite and on PostgreSQL, as tests
