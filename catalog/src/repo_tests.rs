@@ -21,6 +21,8 @@ crate::both_backends!(
     consents_are_granted_listed_and_revoked,
     snapshot_is_signed_and_carries_the_catalog,
     tokens_are_stored_hashed_and_revocable,
+    stored_filings_follow_the_state_machine_for_every_state_and_role,
+    concurrent_writers_get_consecutive_versions,
 );
 
 async fn apply_export_apply_changes_nothing(store: Store) {
@@ -322,4 +324,81 @@ async fn tokens_are_stored_hashed_and_revocable(store: Store) {
     w.commit().await.expect("commit");
     assert_eq!(store.authenticate(&token).await.expect_err("revoked").code(), codes::TOKEN_INVALID);
     assert_eq!(store.authenticate("oc_nope").await.expect_err("unknown").code(), codes::TOKEN_INVALID);
+}
+
+/// The workflow table again, through the store: a filing in every state, every target state,
+/// every role. Refusals change nothing; each allowed transition succeeds for its role only.
+async fn stored_filings_follow_the_state_machine_for_every_state_and_role(store: Store) {
+    let admin = who(Role::ProvinceAdmin);
+    let base = crate::declarative::parse(EXAMPLE).expect("parse");
+    let template = base.applications[0].clone();
+    let mut desired = base.clone();
+    let slug = |s: FilingState| s.as_str().replace('_', "-");
+    for from in FilingState::ALL {
+        let mut app = template.clone();
+        app.id = format!("t-{}", slug(from));
+        app.filings[0].state = from;
+        app.card_status_policy.clear();
+        desired.applications.push(app);
+        for (f, to, _) in crate::workflow::TRANSITIONS.iter().filter(|(f, _, _)| *f == from) {
+            let mut app = template.clone();
+            app.id = format!("e-{}-{}", slug(*f), slug(*to));
+            app.filings[0].state = from;
+            app.card_status_policy.clear();
+            desired.applications.push(app);
+        }
+    }
+    crate::service::apply(&store, &admin, desired, false, &|_| None).await.expect("import one filing per state");
+
+    for from in FilingState::ALL {
+        let app = format!("t-{}", slug(from));
+        let before = store.dump().await.expect("dump");
+        for to in FilingState::ALL {
+            for role in Role::ALL {
+                let allowed = crate::workflow::role_for(from, to) == Some(role);
+                if allowed {
+                    continue;
+                }
+                let err = service::transition(&store, &who(role), &app, 1, to, "probe", None)
+                    .await
+                    .expect_err("refused");
+                let expected = if crate::workflow::role_for(from, to).is_none() { codes::INVALID_TRANSITION } else { codes::ROLE_FORBIDDEN };
+                assert_eq!(err.code(), expected, "{from:?} -> {to:?} by {role:?}");
+            }
+        }
+        assert_eq!(store.dump().await.expect("dump"), before, "refusals from {from:?} changed the database");
+    }
+    for (from, to, role) in crate::workflow::TRANSITIONS {
+        let app = format!("e-{}-{}", slug(from), slug(to));
+        service::transition(&store, &who(role), &app, 1, to, "allowed", None)
+            .await
+            .unwrap_or_else(|e| panic!("{from:?} -> {to:?} by {role:?}: {e}"));
+        let h = store.history(&app).await.expect("history");
+        let last = h.last().expect("entry");
+        assert_eq!((last.from, last.to, last.role.as_str()), (Some(from), to, role.as_str()));
+    }
+}
+
+async fn concurrent_writers_get_consecutive_versions(store: Store) {
+    with_example(&store).await;
+    let v0 = store.version().await.expect("version");
+    let mut tasks = Vec::new();
+    for n in 0..8u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            service::update(&store, &who(Role::ProvinceAdmin), "concurrent", |c| {
+                c.provinces.push(crate::model::Province { code: format!("{}", 41 + n), name: format!("p{n}") });
+                Ok(())
+            })
+            .await
+            .expect("update")
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let page = store.changes_after(v0, 100).await.expect("feed");
+    let versions: Vec<i64> = page.changes.iter().map(|c| c.version).collect();
+    assert_eq!(versions, (v0 + 1..=v0 + 8).collect::<Vec<_>>());
+    assert_eq!(store.catalog().await.expect("catalog").provinces.len(), 9);
 }

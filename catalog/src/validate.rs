@@ -262,6 +262,15 @@ pub fn validate(c: &Catalog, card_known: &dyn Fn(&str) -> bool) -> Result<(), Ve
     if ck.problems.is_empty() { Ok(()) } else { Err(ck.problems) }
 }
 
+fn has_null(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::Array(a) => a.iter().any(has_null),
+        serde_json::Value::Object(o) => o.values().any(has_null),
+        _ => false,
+    }
+}
+
 /// Checks that `application` exists and `scopes` are among its data scopes.
 pub fn check_consent_scopes(c: &Catalog, application: &str, scopes: &BTreeSet<String>) -> Result<(), String> {
     let Some(app) = c.application(application) else {
@@ -295,6 +304,9 @@ fn check_application(ck: &mut Checker, c: &Catalog, i: usize, a: &Application) {
     if !a.config.is_object() {
         ck.at(s, i, &a.id, "config must be a table/object");
     }
+    if has_null(&a.config) {
+        ck.at(s, i, &a.id, "config contains null, which the declarative TOML cannot hold; leave the key out");
+    }
     let mut numbers = BTreeSet::new();
     for f in &a.filings {
         let place = format!("filing {}: ", f.number);
@@ -316,6 +328,9 @@ fn check_application(ck: &mut Checker, c: &Catalog, i: usize, a: &Application) {
                 ck.at(s, i, &a.id, format!("{place}duplicate action {}", action.name));
             }
             ck.check(s, i, &a.id, ids::validate_slug("action name", &action.name).map_err(|e| place.clone() + &e));
+            if has_null(&action.params_schema) {
+                ck.at(s, i, &a.id, format!("{place}action {}: params_schema contains null, which TOML cannot hold", action.name));
+            }
             if !action.params_schema.is_object() {
                 ck.at(s, i, &a.id, format!("{place}action {}: params_schema must be a JSON Schema object", action.name));
             }

@@ -353,6 +353,15 @@ async fn snapshot_endpoint_serves_a_verifiable_snapshot_and_reports_roll_out() {
     let parks = rollout.as_array().expect("list").iter().find(|r| r["application"] == "parks").expect("parks").clone();
     assert_eq!(parks["summary"], "effective at 1 of 2 gateways");
 
+    // Gateways report data accesses; the holder sees them through their channel.
+    let record = json!({"gateway_id": "gw-a", "records": [{"at": "2026-05-01T08:00:00Z", "card_ref": f.card_ref, "application": "parks", "action": "check", "channel": "3300000001", "scopes": []}]});
+    let (s, v) = call(&f.app, "POST", "/v1/sync/accesses", Some(&f.operator), Some(record)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (s, v) = call(&f.app, "GET", "/v1/holder/accesses", Some(&f.channel), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["gateway"], "gw-a");
+    assert_eq!(v[0]["action"], "check");
+
     // A suspension moves the application's version past both gateways.
     let (s, v) = call(&f.app, "POST", "/v1/admin/applications/parks/filings/1/transitions", Some(&f.admin), Some(json!({"to": "suspended", "note": "inspection", "notice": "暂停服务"}))).await;
     assert_eq!(s, StatusCode::OK, "{v}");
