@@ -26,6 +26,8 @@ pub enum Refusal {
     Forbidden,
     /// 404: the thing named does not exist.
     NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
     /// 409: the request conflicts with the current state.
     Conflict,
     /// 413: the body is too large.

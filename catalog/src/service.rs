@@ -68,6 +68,7 @@ pub async fn update(
     let changes = diff(&old, &new);
     w.write_diff(&changes, &new, who, note, false).await?;
     let after = w.commit().await?;
+    tracing::info!(actor = %who.name, role = who.role.as_str(), note, changes = changes.len(), version = after, "catalog changed");
     Ok(ChangeReport { changes, dry_run: false, version_before: before, version_after: after })
 }
 
@@ -112,6 +113,7 @@ pub async fn apply(
     }
     w.write_diff(&changes, &desired, who, "declarative apply", true).await?;
     let after = w.commit().await?;
+    tracing::info!(actor = %who.name, changes = changes.len(), version = after, "declarative catalog applied");
     Ok(ChangeReport { changes, dry_run, version_before: before, version_after: after })
 }
 
@@ -286,7 +288,8 @@ async fn write_card(store: &Store, who: &Principal, card: Card, new: bool) -> Re
     validate::validate(&new_cat, &|_| true).map_err(|p| validate::refuse(&p, |_| None))?;
     let changes = diff(&one(existing), &new_cat);
     w.write_diff(&changes, &new_cat, who, "card registry", false).await?;
-    w.commit().await?;
+    let version = w.commit().await?;
+    tracing::info!(actor = %who.name, status = card.status.as_str(), version, "card registry changed");
     Ok(card)
 }
 

@@ -99,8 +99,8 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(axum::middleware::map_response(json_413))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(axum::middleware::map_response(json_413))
         .with_state(state)
 }
 
@@ -118,7 +118,7 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> Error {
-    Error::refused(Refusal::Conflict, codes::METHOD_NOT_ALLOWED, "method not allowed on this endpoint; see /openapi.json")
+    Error::refused(Refusal::MethodNotAllowed, codes::METHOD_NOT_ALLOWED, "method not allowed on this endpoint; see /openapi.json")
 }
 
 /// tower-http answers an oversized body with a bare 413; give it the catalog's JSON error.

@@ -255,6 +255,13 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn sqlite_files_use_wal() {
+        let (store, _dir) = crate::testing::sqlite_store().await;
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.expect("pragma");
+        assert_eq!(mode, "wal");
+    }
+
     #[test]
     fn urls_are_normalised() {
         assert_eq!(database_url("cat.db").ok(), Some(("sqlite://cat.db?mode=rwc".into(), Backend::Sqlite)));
