@@ -159,6 +159,8 @@ pub mod codes {
     pub const GRANT_NOT_FOUND: &str = "GRANT_NOT_FOUND";
     /// Unknown token.
     pub const TOKEN_NOT_FOUND: &str = "TOKEN_NOT_FOUND";
+    /// Unknown catalog entity (province, city, department, channel, venue, key, policy).
+    pub const ENTITY_NOT_FOUND: &str = "ENTITY_NOT_FOUND";
     /// Unknown gateway.
     pub const GATEWAY_NOT_FOUND: &str = "GATEWAY_NOT_FOUND";
     /// The thing already exists.

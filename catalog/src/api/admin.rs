@@ -99,8 +99,8 @@ fn upsert<T: Clone>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) {
 }
 
 /// Creates or replaces a province.
-#[utoipa::path(put, path = "/v1/admin/provinces/{code}", tag = "admin", security(("bearer" = [])),
-    params(("code" = String, Path)), request_body = Province, responses((status = 200, body = ChangeReport)))]
+#[utoipa::path(put, path = "/v1/admin/provinces/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = Province, responses((status = 200, body = ChangeReport)))]
 pub async fn put_province(State(s): State<AppState>, Auth(who): Auth, Path(code): Path<String>, Json(p): Json<Province>) -> Result<axum::Json<ChangeReport>> {
     who.require(&[Role::ProvinceAdmin])?;
     same_id(&code, &p.code, "province code")?;
@@ -111,8 +111,8 @@ pub async fn put_province(State(s): State<AppState>, Auth(who): Auth, Path(code)
 }
 
 /// Creates or replaces a city.
-#[utoipa::path(put, path = "/v1/admin/cities/{code}", tag = "admin", security(("bearer" = [])),
-    params(("code" = String, Path)), request_body = City, responses((status = 200, body = ChangeReport)))]
+#[utoipa::path(put, path = "/v1/admin/cities/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = City, responses((status = 200, body = ChangeReport)))]
 pub async fn put_city(State(s): State<AppState>, Auth(who): Auth, Path(code): Path<String>, Json(p): Json<City>) -> Result<axum::Json<ChangeReport>> {
     who.require(&[Role::ProvinceAdmin])?;
     same_id(&code, &p.code, "city code")?;
@@ -481,3 +481,73 @@ pub async fn rollout(State(s): State<AppState>, Auth(who): Auth) -> Result<axum:
 
 /// A principal (exported for the OpenAPI document).
 pub type Whoami = Principal;
+
+fn remove<T>(list: &mut Vec<T>, what: &str, id: &str, matches: impl Fn(&T) -> bool) -> Result<()> {
+    let before = list.len();
+    list.retain(|x| !matches(x));
+    if list.len() == before {
+        return Err(Error::not_found(codes::ENTITY_NOT_FOUND, format!("there is no {what} {id}")));
+    }
+    Ok(())
+}
+
+/// Which catalog entity to delete.
+#[derive(Debug, Clone, Copy)]
+enum EntityKind {
+    Provinces,
+    Cities,
+    Departments,
+    Applications,
+    Channels,
+    Venues,
+    IssuerKeys,
+    Policies,
+}
+
+async fn delete_entity(s: AppState, who: Principal, kind: EntityKind, id: String) -> Result<axum::Json<ChangeReport>> {
+    who.require(&[Role::ProvinceAdmin])?;
+    Ok(axum::Json(service::update(&s.store, &who, "delete", |c| match kind {
+        EntityKind::Provinces => remove(&mut c.provinces, "province", &id, |x| x.code == id),
+        EntityKind::Cities => remove(&mut c.cities, "city", &id, |x| x.code == id),
+        EntityKind::Departments => remove(&mut c.departments, "department", &id, |x| x.id == id),
+        EntityKind::Applications => remove(&mut c.applications, "application", &id, |x| x.id == id),
+        EntityKind::Channels => remove(&mut c.channels, "channel", &id, |x| x.id == id),
+        EntityKind::Venues => remove(&mut c.venues, "venue", &id, |x| x.id == id),
+        EntityKind::IssuerKeys => remove(&mut c.issuer_keys, "issuer key", &id, |x| x.key_id == id),
+        EntityKind::Policies => remove(&mut c.policies, "policy", &id, |x| policy_key(x) == id),
+    }).await?))
+}
+
+/// One DELETE handler per entity route. Deletion is refused while anything still refers to
+/// the entity (the whole catalog is validated), and for applications with filings past draft.
+macro_rules! delete_handler {
+    ($name:ident, $kind:ident, $path:literal, $what:literal) => {
+        #[doc = concat!("Deletes a ", $what, ".")]
+        #[utoipa::path(delete, path = $path, tag = "admin", security(("bearer" = [])),
+            params(("id" = String, Path)),
+            responses((status = 200, body = ChangeReport), (status = 404, body = super::response::ErrorBody)))]
+        pub async fn $name(State(s): State<AppState>, Auth(who): Auth, Path(id): Path<String>) -> Result<axum::Json<ChangeReport>> {
+            delete_entity(s, who, EntityKind::$kind, id).await
+        }
+    };
+}
+
+delete_handler!(delete_province, Provinces, "/v1/admin/provinces/{id}", "province");
+delete_handler!(delete_city, Cities, "/v1/admin/cities/{id}", "city");
+delete_handler!(delete_department, Departments, "/v1/admin/departments/{id}", "department");
+delete_handler!(delete_application, Applications, "/v1/admin/applications/{id}", "application (only while no filing is past draft)");
+delete_handler!(delete_channel, Channels, "/v1/admin/channels/{id}", "channel (prefer suspending it)");
+delete_handler!(delete_venue, Venues, "/v1/admin/venues/{id}", "venue");
+delete_handler!(delete_issuer_key, IssuerKeys, "/v1/admin/issuer-keys/{id}", "issuer key (prefer revoking it)");
+delete_handler!(delete_policy, Policies, "/v1/admin/policies/{id}", "policy, named by its key (`city:3301`, `channel:parks:3300000001`)");
+
+/// Deletes a grant outright (prefer revoking: revocation is a first-class feed event).
+#[utoipa::path(delete, path = "/v1/admin/grants/{channel}/{application}", tag = "admin", security(("bearer" = [])),
+    params(("channel" = String, Path), ("application" = String, Path)),
+    responses((status = 200, body = ChangeReport), (status = 404, body = super::response::ErrorBody)))]
+pub async fn delete_grant(State(s): State<AppState>, Auth(who): Auth, Path((channel, application)): Path<(String, String)>) -> Result<axum::Json<ChangeReport>> {
+    who.require(&[Role::ProvinceAdmin])?;
+    Ok(axum::Json(service::update(&s.store, &who, "delete grant", |c| {
+        remove(&mut c.grants, "grant", &format!("{channel}/{application}"), |g| g.channel == channel && g.application == application)
+    }).await?))
+}

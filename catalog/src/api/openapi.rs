@@ -28,7 +28,7 @@ holder (consents through a channel) and sync (signed snapshot, change feed) APIs
 MISSING_FIELD, INVALID_BODY, PAYLOAD_TOO_LARGE, UNSUPPORTED_MEDIA_TYPE, INVALID_QUERY, INVALID_PATH, \
 INVALID_CATALOG, INVALID_TOML, TOKEN_MISSING, TOKEN_INVALID, ROLE_FORBIDDEN, FOREIGN_DEPARTMENT, \
 INVALID_TRANSITION, INVALID_CARD_TRANSITION, NOT_FOUND, APP_NOT_FOUND, FILING_NOT_FOUND, CARD_NOT_FOUND, \
-CONSENT_NOT_FOUND, GRANT_NOT_FOUND, TOKEN_NOT_FOUND, ALREADY_EXISTS, CONSENT_REVOKED, CHANNEL_NOT_ACTIVE, \
+CONSENT_NOT_FOUND, GRANT_NOT_FOUND, ENTITY_NOT_FOUND, TOKEN_NOT_FOUND, ALREADY_EXISTS, CONSENT_REVOKED, CHANNEL_NOT_ACTIVE, \
 HOLDER_MISSING, INVALID_SSN, METHOD_NOT_ALLOWED, NOT_INITIALISED, DATABASE_UNAVAILABLE, INTERNAL."
     ),
     paths(
@@ -37,6 +37,8 @@ HOLDER_MISSING, INVALID_SSN, METHOD_NOT_ALLOWED, NOT_INITIALISED, DATABASE_UNAVA
         admin::put_application, admin::get_application, admin::create_filing, admin::transition,
         admin::put_channel, admin::put_grant, admin::revoke_grant, admin::put_venue,
         admin::put_policy, admin::list_policies, admin::put_issuer_key,
+        admin::delete_province, admin::delete_city, admin::delete_department, admin::delete_application,
+        admin::delete_channel, admin::delete_venue, admin::delete_issuer_key, admin::delete_policy, admin::delete_grant,
         admin::create_token, admin::list_tokens, admin::revoke_token,
         admin::journal, admin::gateways, admin::rollout,
         issuer::register, issuer::get, issuer::set_status,

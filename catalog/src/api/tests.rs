@@ -262,6 +262,48 @@ async fn bad_input_on_every_endpoint_is_refused_and_changes_nothing(store: Store
     let resp = f.app.clone().oneshot(req).await.expect("resp");
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "bad SSN");
 
+    // Every route of the OpenAPI document refuses a missing or unknown token.
+    let (_, doc) = call(&f.app, "GET", "/openapi.json", None, None).await;
+    let public = ["/v1/sync/public-key"];
+    let mut swept = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if public.contains(&path.as_str()) {
+            continue;
+        }
+        let uri = path
+            .replace("{card_ref}", &"0".repeat(64))
+            .replace("{number}", "1")
+            .replace("{channel}", "3300000001")
+            .replace("{application}", "parks")
+            .replace("{id}", "parks");
+        for method in item.as_object().expect("item").keys() {
+            let m = method.to_uppercase();
+            let body = (m == "POST" || m == "PUT").then(|| json!({}));
+            let (got, v) = call(&f.app, &m, &uri, None, body.clone()).await;
+            assert_eq!((got, code(&v)), (StatusCode::UNAUTHORIZED, "TOKEN_MISSING"), "{m} {uri}: {v}");
+            let (got, v) = call(&f.app, &m, &uri, Some("oc_forged"), body).await;
+            assert_eq!((got, code(&v)), (StatusCode::UNAUTHORIZED, "TOKEN_INVALID"), "{m} {uri}: {v}");
+            swept += 1;
+        }
+    }
+    assert!(swept >= 40, "only {swept} operations in the OpenAPI document");
+
+    // Deletions that would break the catalog, or erase a filed application, are refused.
+    let deletions = [
+        ("/v1/admin/channels/3300000001", StatusCode::BAD_REQUEST, "INVALID_CATALOG"),
+        ("/v1/admin/departments/hz-parks", StatusCode::BAD_REQUEST, "INVALID_CATALOG"),
+        ("/v1/admin/applications/parks", StatusCode::BAD_REQUEST, "INVALID_CATALOG"),
+        ("/v1/admin/provinces/44", StatusCode::NOT_FOUND, "ENTITY_NOT_FOUND"),
+        ("/v1/admin/policies/city:9999", StatusCode::NOT_FOUND, "ENTITY_NOT_FOUND"),
+        ("/v1/admin/grants/3300000001/metro", StatusCode::NOT_FOUND, "ENTITY_NOT_FOUND"),
+    ];
+    for (p, status, c) in deletions {
+        let (got, v) = call(&f.app, "DELETE", p, Some(&f.admin), None).await;
+        assert_eq!((got, code(&v)), (status, c), "DELETE {p}: {v}");
+        let (got, v) = call(&f.app, "DELETE", p, Some(&f.staff), None).await;
+        assert_eq!((got, code(&v)), (StatusCode::FORBIDDEN, "ROLE_FORBIDDEN"), "DELETE {p} by staff: {v}");
+    }
+
     assert_unchanged(&before, &f.store.dump().await.expect("dump"));
 
     // The same endpoints accept their valid bodies: the refusals above were about the input.
@@ -270,6 +312,11 @@ async fn bad_input_on_every_endpoint_is_refused_and_changes_nothing(store: Store
         assert!(got.is_success(), "{} {}: {got} {v}", ep.method, ep.path);
     }
     assert_ne!(f.store.dump().await.expect("dump"), before);
+
+    // A deletion that leaves the catalog whole goes through.
+    let (got, v) = call(&f.app, "DELETE", "/v1/admin/policies/city:3301", Some(&f.admin), None).await;
+    assert_eq!(got, StatusCode::OK, "{v}");
+    assert_eq!(v["changes"][0]["op"], "removed");
 }
 
 async fn long_poll_sees_a_card_status_change_within_100ms(store: Store) {
