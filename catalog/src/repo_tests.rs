@@ -23,6 +23,7 @@ crate::both_backends!(
     tokens_are_stored_hashed_and_revocable,
     stored_filings_follow_the_state_machine_for_every_state_and_role,
     concurrent_writers_get_consecutive_versions,
+    long_poll_sees_changes_written_by_another_process,
 );
 
 async fn apply_export_apply_changes_nothing(store: Store) {
@@ -401,4 +402,27 @@ async fn concurrent_writers_get_consecutive_versions(store: Store) {
     let versions: Vec<i64> = page.changes.iter().map(|c| c.version).collect();
     assert_eq!(versions, (v0 + 1..=v0 + 8).collect::<Vec<_>>());
     assert_eq!(store.catalog().await.expect("catalog").provinces.len(), 9);
+}
+
+/// A catalog process sharing the database with another writer (e.g. `apply --db` while
+/// `serve` runs) still wakes its long-polls, through the poll fallback.
+async fn long_poll_sees_changes_written_by_another_process(store: Store) {
+    with_example(&store).await;
+    let other = store.reopen().await.expect("second store");
+    let v0 = store.version().await.expect("version");
+    let waiter = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .wait_changes(v0, 100, std::time::Duration::from_secs(20), std::time::Duration::from_millis(50))
+                .await
+                .expect("wait")
+        })
+    };
+    let card_ref = other.card_ref("330106195003070024").await.expect("ref");
+    let u = CardUpdate { status: Some(CardStatus::TemporaryLoss), social_locked: None, financial_locked: None, note: None };
+    service::update_card(&other, &who(Role::CardIssuer), &card_ref, u).await.expect("update elsewhere");
+    let page = waiter.await.expect("waiter");
+    assert_eq!(page.changes.len(), 1);
+    assert_eq!(page.changes[0].event.kind(), "card_status");
 }

@@ -43,6 +43,7 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    url: String,
     backend: Backend,
     version_tx: std::sync::Arc<watch::Sender<i64>>,
 }
@@ -86,12 +87,17 @@ impl Store {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        let store = Store { pool, backend, version_tx: std::sync::Arc::new(watch::channel(0).0) };
+        let store = Store { pool, url: url.clone(), backend, version_tx: std::sync::Arc::new(watch::channel(0).0) };
         store.ensure_keys().await?;
         let v = store.version().await?;
         store.version_tx.send_replace(v);
         tracing::info!(?backend, version = v, "catalog store open");
         Ok(store)
+    }
+
+    /// A second, independent store on the same database, as another process would have.
+    pub async fn reopen(&self) -> Result<Store> {
+        Store::open(&self.url).await
     }
 
     /// The engine.
