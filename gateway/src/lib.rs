@@ -4,6 +4,7 @@
 //! and the `onecard` command line.
 #![deny(unsafe_code)]
 
+pub mod auth;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;
