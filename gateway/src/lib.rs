@@ -8,4 +8,5 @@ pub mod auth;
 pub mod bindings;
 pub mod capabilities;
 pub mod cli;
+pub mod credential;
 pub mod runtime;
