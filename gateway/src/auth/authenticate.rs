@@ -92,15 +92,15 @@ pub async fn authenticate(
     let keys = channels
         .channel_keys(signed.channel)
         .ok_or_else(|| AuthError::ChannelUnknown { channel: signed.channel.to_string() })?;
-    let key_unknown = || AuthError::KeyUnknown { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() };
+    let key_unknown =
+        || AuthError::KeyUnknown { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() };
     let mut named = keys.iter().filter(|k| k.key_id == signed.key_id).peekable();
     if named.peek().is_none() {
         return Err(key_unknown());
     }
     let now_utc = chrono::DateTime::<chrono::Utc>::from(now);
-    let key = named.find(|k| k.not_before <= now_utc && now_utc < k.not_after).ok_or_else(|| AuthError::KeyExpired {
-        channel: signed.channel.to_string(),
-        key_id: signed.key_id.to_string(),
+    let key = named.find(|k| k.not_before <= now_utc && now_utc < k.not_after).ok_or_else(|| {
+        AuthError::KeyExpired { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() }
     })?;
     let verifying = VerifyingKey::from_channel_key(key).map_err(|e| {
         tracing::warn!(channel = signed.channel, key_id = signed.key_id, error = %e, "channel key in the catalog is unusable");

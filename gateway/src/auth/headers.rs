@@ -113,14 +113,16 @@ pub fn is_valid_nonce(nonce: &str) -> bool {
 /// Reads and checks the five headers: all present, once each, each well-formed.
 pub fn read_signed_headers(headers: &HeaderMap) -> Result<SignedHeaders<'_>, AuthError> {
     let channel = one(headers, CHANNEL)?;
-    onecard_catalog::ids::validate_channel_id(channel).map_err(|_| malformed(CHANNEL, "a channel number has ten digits"))?;
+    onecard_catalog::ids::validate_channel_id(channel)
+        .map_err(|_| malformed(CHANNEL, "a channel number has ten digits"))?;
     let key_id = one(headers, KEY_ID)?;
     onecard_catalog::ids::validate_slug("key id", key_id).map_err(|e| malformed(KEY_ID, e))?;
     let timestamp_text = one(headers, TIMESTAMP)?;
     if timestamp_text.len() > MAX_TIMESTAMP_DIGITS || !timestamp_text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed(TIMESTAMP, "unix seconds, decimal digits only"));
     }
-    let timestamp = timestamp_text.parse::<u64>().map_err(|_| malformed(TIMESTAMP, "unix seconds, decimal digits only"))?;
+    let timestamp =
+        timestamp_text.parse::<u64>().map_err(|_| malformed(TIMESTAMP, "unix seconds, decimal digits only"))?;
     let nonce = one(headers, NONCE)?;
     if !is_valid_nonce(nonce) {
         return Err(malformed(NONCE, "16 to 64 characters of A-Z, a-z, 0-9, '-', '_'"));

@@ -85,15 +85,13 @@ impl SigningKeyFile {
         let format = |message: String| KeyFileError::Format { path: origin.to_string(), message };
         // toml's messages quote the offending line, which could hold the key: keep only the
         // first line of the message (kind and position).
-        let parsed: KeyFileToml = toml::from_str(text).map_err(|e| {
-            format(e.message().lines().next().unwrap_or("malformed key file").to_string())
-        })?;
+        let parsed: KeyFileToml = toml::from_str(text)
+            .map_err(|e| format(e.message().lines().next().unwrap_or("malformed key file").to_string()))?;
         onecard_catalog::ids::validate_slug("key id", &parsed.key_id).map_err(format)?;
-        let bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(parsed.private_key.trim())
-                .map_err(|_| KeyFileError::Key { path: origin.to_string(), source: KeyError::Base64("private_key") })?,
-        );
+        let bytes =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(parsed.private_key.trim()).map_err(
+                |_| KeyFileError::Key { path: origin.to_string(), source: KeyError::Base64("private_key") },
+            )?);
         let key = SigningKey::from_bytes(parsed.algorithm, &bytes)
             .map_err(|source| KeyFileError::Key { path: origin.to_string(), source })?;
         Ok(SigningKeyFile { key_id: parsed.key_id, key })
@@ -110,7 +108,8 @@ impl SigningKeyFile {
 
     /// The file's text.
     pub fn to_toml(&self) -> Zeroizing<String> {
-        let private_key = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.key.to_bytes().as_slice()));
+        let private_key =
+            Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.key.to_bytes().as_slice()));
         Zeroizing::new(format!(
             "# onecard private signing key: keep secret, never commit.\nkey_id = \"{}\"\nalgorithm = \"{}\"\nprivate_key = \"{}\"\n",
             self.key_id,
@@ -149,7 +148,12 @@ impl SigningKeyFile {
 
     /// The catalog's issuer key for this key; `None` for HMAC keys, which cannot sign
     /// credentials.
-    pub fn issuer_key(&self, issuer: impl Into<String>, not_before: Timestamp, not_after: Timestamp) -> Option<IssuerKey> {
+    pub fn issuer_key(
+        &self,
+        issuer: impl Into<String>,
+        not_before: Timestamp,
+        not_after: Timestamp,
+    ) -> Option<IssuerKey> {
         Some(IssuerKey {
             key_id: self.key_id.clone(),
             issuer: issuer.into(),
@@ -222,6 +226,8 @@ mod tests {
         assert!(hmac.issuer_key("platform", now, later).is_none());
         let ck = hmac.channel_key(now, later);
         assert!(ck.public_key.is_none() && ck.secret.is_some());
-        assert!(super::super::keys::VerifyingKey::from_channel_key(&ck).expect("usable").verify(b"m", &hmac.key.sign(b"m")));
+        assert!(
+            super::super::keys::VerifyingKey::from_channel_key(&ck).expect("usable").verify(b"m", &hmac.key.sign(b"m"))
+        );
     }
 }

@@ -425,8 +425,9 @@ mod tests {
         assert_eq!(usize::from(sig[1]) + 2, sig.len());
         let SigningKey::Sm2(inner) = &key else { unreachable!() };
         // The same key with another signer id computes another Z value: the signature fails.
-        let other_id = sm2::dsa::VerifyingKey::from_sec1_bytes("ALICE123@YAHOO.COM", &inner.verifying_key().to_sec1_bytes())
-            .expect("point");
+        let other_id =
+            sm2::dsa::VerifyingKey::from_sec1_bytes("ALICE123@YAHOO.COM", &inner.verifying_key().to_sec1_bytes())
+                .expect("point");
         let raw = sm2_from_der(&sig).expect("der");
         assert!(other_id.verify(b"m", &raw).is_err());
         // Raw r||s (not DER) is refused.

@@ -53,6 +53,26 @@
 //! - **HMAC-SHA256** / **HMAC-SM3** (RFC 2104): the 32-byte tag, keyed by the decoded shared
 //!   secret.
 //!
+//! ## Test vector
+//!
+//! Secret `0123456789abcdef0123456789abcdef` (the ASCII bytes), channel `3300000001`, key id
+//! `gate-2026`, timestamp `1767225600`, nonce `abcdefghijklmnop`, `POST
+//! /v1/apps/parks/actions/enter?b=2&a=1` with body `{"credential":"v1.x.y"}`. With SHA-256 the
+//! canonical request is
+//!
+//! ```text
+//! POST
+//! /v1/apps/parks/actions/enter?a=1&b=2
+//! 3300000001
+//! gate-2026
+//! 1767225600
+//! abcdefghijklmnop
+//! de568007c4e39010b1728328c0779c70d09b01fda21a7ef4c77b48b14bb5f5a4
+//! ```
+//!
+//! and the HMAC-SHA256 signature `dOP45vkBw7Cr5hvZ4OYYWR4+wZNhhIajoOIoqQxZwJU=`; with HMAC-SM3
+//! (SM3 body hash) it is `cOm4eb4RQbuJzNPZEbxCWDHNU/JhKhumYfpkbGuIDBA=`.
+//!
 //! ## Checks, in order
 //!
 //! Headers present and well-formed (`CHANNEL_HEADERS_MISSING`, naming the header) → channel

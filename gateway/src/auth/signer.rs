@@ -74,7 +74,11 @@ pub fn random_nonce() -> String {
 
 impl RequestSigner {
     /// A signer for `key_id` of channel `channel`.
-    pub fn new(channel: impl Into<String>, key_id: impl Into<String>, key: SigningKey) -> Result<RequestSigner, SignerError> {
+    pub fn new(
+        channel: impl Into<String>,
+        key_id: impl Into<String>,
+        key: SigningKey,
+    ) -> Result<RequestSigner, SignerError> {
         let channel = channel.into();
         let key_id = key_id.into();
         onecard_catalog::ids::validate_channel_id(&channel).map_err(SignerError::Channel)?;
@@ -93,7 +97,14 @@ impl RequestSigner {
     }
 
     /// Signs with an explicit timestamp (unix seconds) and nonce (16–64 of `[A-Za-z0-9_-]`).
-    pub fn sign_at(&self, method: &str, path_and_query: &str, body: &[u8], timestamp: u64, nonce: &str) -> SignatureHeaders {
+    pub fn sign_at(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+        timestamp: u64,
+        nonce: &str,
+    ) -> SignatureHeaders {
         let timestamp = timestamp.to_string();
         let canonical = CanonicalRequest {
             method,
@@ -128,6 +139,23 @@ mod tests {
 
     use super::*;
 
+    /// Vectors computed independently (Python `hmac` + `hashlib`, OpenSSL's SM3), also given
+    /// to venue implementers in the module documentation.
+    #[test]
+    fn hmac_signatures_match_independent_vectors() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let body = br#"{"credential":"v1.x.y"}"#;
+        for (alg, expected) in [
+            (KeyAlgorithm::HmacSha256, "dOP45vkBw7Cr5hvZ4OYYWR4+wZNhhIajoOIoqQxZwJU="),
+            (KeyAlgorithm::HmacSm3, "cOm4eb4RQbuJzNPZEbxCWDHNU/JhKhumYfpkbGuIDBA="),
+        ] {
+            let key = SigningKey::from_bytes(alg, secret).expect("secret");
+            let signer = RequestSigner::new("3300000001", "gate-2026", key).expect("signer");
+            let h = signer.sign_at("POST", "/v1/apps/parks/actions/enter?b=2&a=1", body, 1_767_225_600, "abcdefghijklmnop");
+            assert_eq!(h.signature, expected, "{alg:?}");
+        }
+    }
+
     #[test]
     fn random_nonces_are_well_formed_and_differ() {
         let a = random_nonce();
@@ -144,7 +172,8 @@ mod tests {
 
     #[test]
     fn headers_are_applied_under_their_names() {
-        let signer = RequestSigner::new("3300000001", "k1", SigningKey::generate(KeyAlgorithm::Ed25519)).expect("signer");
+        let signer =
+            RequestSigner::new("3300000001", "k1", SigningKey::generate(KeyAlgorithm::Ed25519)).expect("signer");
         let h = signer.sign("POST", "/x", b"{}");
         let mut map = HeaderMap::new();
         h.apply_to(&mut map);

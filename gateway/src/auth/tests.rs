@@ -98,11 +98,19 @@ impl NonceStore for CountingStore {
     }
 }
 
-async fn run(req: &Req, channels: &[Channel], store: &dyn NonceStore, now: u64) -> Result<AuthenticatedChannel, AuthError> {
+async fn run(
+    req: &Req,
+    channels: &[Channel],
+    store: &dyn NonceStore,
+    now: u64,
+) -> Result<AuthenticatedChannel, AuthError> {
     authenticate(&req.parts(), channels, store, at(now), &AuthConfig::default()).await
 }
 
 const NONCE: &str = "nonce-0123456789abcdef";
+
+/// An edit of a signed request.
+type Tamper = Box<dyn Fn(&mut Req)>;
 
 #[tokio::test]
 async fn every_algorithm_round_trips() {
@@ -135,7 +143,7 @@ async fn query_order_does_not_matter_but_every_signed_field_does() {
         reordered.path = "/v1/apps/parks/actions/enter?b=2&venue=west-lake".into();
         run(&reordered, &channels, &store, T0).await.expect("same parameters, other order");
 
-        let tamperings: Vec<(&str, Box<dyn Fn(&mut Req)>)> = vec![
+        let tamperings: Vec<(&str, Tamper)> = vec![
             ("body", Box::new(|r| r.body.push(b' '))),
             ("path", Box::new(|r| r.path = r.path.replace("enter", "exit"))),
             ("query value", Box::new(|r| r.path = r.path.replace("b=2", "b=3"))),
@@ -235,7 +243,10 @@ async fn header_problems_come_first_and_name_the_header() {
     let mut req = Req::signed(&signer, 1, NONCE);
     req.set(headers::CHANNEL, "9900000009");
     req.set(headers::NONCE, "short");
-    assert_eq!(run(&req, &channels, &store, T0).await.map(|_| ()).map_err(|e| e.code()), Err("CHANNEL_HEADERS_MISSING"));
+    assert_eq!(
+        run(&req, &channels, &store, T0).await.map(|_| ()).map_err(|e| e.code()),
+        Err("CHANNEL_HEADERS_MISSING")
+    );
     assert_eq!(store.calls(), 0);
 }
 
@@ -331,7 +342,10 @@ async fn replays_are_caught_through_redis() {
     let (channels, signer) = channel_with(KeyAlgorithm::Sm2);
     let mut forged = Req::signed(&signer, T0, NONCE);
     forged.body.push(b'!');
-    assert_eq!(run(&forged, &channels, &store, T0).await.map_err(|e| e.code()).map(|_| ()), Err("CHANNEL_SIGNATURE_INVALID"));
+    assert_eq!(
+        run(&forged, &channels, &store, T0).await.map_err(|e| e.code()).map(|_| ()),
+        Err("CHANNEL_SIGNATURE_INVALID")
+    );
     let req = Req::signed(&signer, T0, NONCE);
     run(&req, &channels, &store, T0).await.expect("first (the forged one spent nothing)");
     assert_eq!(run(&req, &channels, &store, T0).await.map_err(|e| e.code()).map(|_| ()), Err("REQUEST_REPLAYED"));

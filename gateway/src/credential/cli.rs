@@ -164,13 +164,24 @@ mod tests {
 
     #[test]
     fn arguments_parse_as_documented() {
-        let cli = TestCli::try_parse_from(["t", "keygen", "--algorithm", "hmac-sm3", "--key-id", "k", "--out", "f"]).expect("parses");
+        let cli = TestCli::try_parse_from(["t", "keygen", "--algorithm", "hmac-sm3", "--key-id", "k", "--out", "f"])
+            .expect("parses");
         assert!(matches!(cli.cmd, CardCommand::Keygen { algorithm: AlgorithmArg::HmacSm3, .. }));
-        let cli = TestCli::try_parse_from(["t", "token", "--issuer-key", "f", "--card", "c", "--region", "330100"]).expect("parses");
+        let cli = TestCli::try_parse_from(["t", "token", "--issuer-key", "f", "--card", "c", "--region", "330100"])
+            .expect("parses");
         assert!(matches!(cli.cmd, CardCommand::Token { validity_secs: 60, .. }));
         for bad in ["0", "61"] {
             let err = TestCli::try_parse_from([
-                "t", "token", "--issuer-key", "f", "--card", "c", "--region", "330100", "--validity-secs", bad,
+                "t",
+                "token",
+                "--issuer-key",
+                "f",
+                "--card",
+                "c",
+                "--region",
+                "330100",
+                "--validity-secs",
+                bad,
             ])
             .expect_err("out of range");
             assert_eq!(err.exit_code(), 2);
@@ -180,7 +191,11 @@ mod tests {
 
     fn table<T: serde::de::DeserializeOwned>(snippet: &str, header: &str) -> T {
         let start = snippet.find(header).expect("header") + header.len();
-        let body: String = snippet[start..].lines().take_while(|l| !l.is_empty() && !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+        let body: String = snippet[start..]
+            .lines()
+            .take_while(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
         toml::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 

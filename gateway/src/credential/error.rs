@@ -76,7 +76,9 @@ impl CredentialError {
     pub fn status(&self) -> StatusCode {
         match self {
             CredentialError::Malformed(_) | CredentialError::TooLarge { .. } => StatusCode::BAD_REQUEST,
-            CredentialError::NonceStoreFull | CredentialError::NonceStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CredentialError::NonceStoreFull | CredentialError::NonceStoreUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::UNAUTHORIZED,
         }
     }

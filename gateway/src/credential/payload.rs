@@ -31,7 +31,12 @@ pub struct CredentialClaims {
 
 impl CredentialClaims {
     /// Claims with a fresh random 16-byte nonce.
-    pub fn new(card_ref: impl Into<String>, region: impl Into<String>, issued_at: u64, validity_secs: u8) -> CredentialClaims {
+    pub fn new(
+        card_ref: impl Into<String>,
+        region: impl Into<String>,
+        issued_at: u64,
+        validity_secs: u8,
+    ) -> CredentialClaims {
         CredentialClaims {
             card_ref: card_ref.into(),
             region: region.into(),
@@ -47,9 +52,7 @@ impl CredentialClaims {
             || self.card_ref.len() > MAX_CARD_REF_LEN
             || !self.card_ref.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
         {
-            return Err(format!(
-                "a card reference has 1 to {MAX_CARD_REF_LEN} characters of A-Z a-z 0-9 . _ : -"
-            ));
+            return Err(format!("a card reference has 1 to {MAX_CARD_REF_LEN} characters of A-Z a-z 0-9 . _ : -"));
         }
         onecard_catalog::ids::validate_region_code(&self.region)?;
         if !(1..=MAX_VALIDITY_SECS).contains(&self.validity_secs) {
@@ -104,16 +107,15 @@ impl Payload {
         let key_id = r.short_text("key id")?;
         let card_ref = r.short_text("card reference")?;
         let region = String::from_utf8(r.take(6, "region")?.to_vec()).map_err(|_| malformed("region is not ASCII"))?;
-        let issued_at = u64::from_be_bytes(
-            r.take(8, "issue time")?.try_into().map_err(|_| malformed("issue time"))?,
-        );
+        let issued_at = u64::from_be_bytes(r.take(8, "issue time")?.try_into().map_err(|_| malformed("issue time"))?);
         let validity_secs = r.take(1, "validity")?[0];
         let len = usize::from(r.take(1, "nonce length")?[0]);
         let nonce = r.take(len, "nonce")?.to_vec();
         if !r.0.is_empty() {
             return Err(malformed("trailing bytes after the nonce"));
         }
-        let payload = Payload { key_id, claims: CredentialClaims { card_ref, region, issued_at, validity_secs, nonce } };
+        let payload =
+            Payload { key_id, claims: CredentialClaims { card_ref, region, issued_at, validity_secs, nonce } };
         payload.validate().map_err(CredentialError::Malformed)?;
         Ok(payload)
     }
@@ -187,12 +189,36 @@ mod tests {
         longer.push(0);
         assert!(Payload::decode(&longer).is_err(), "trailing byte");
         for (field, bad) in [
-            ("validity 0", { let mut p = sample(); p.claims.validity_secs = 0; p }),
-            ("validity 61", { let mut p = sample(); p.claims.validity_secs = 61; p }),
-            ("region", { let mut p = sample(); p.claims.region = "33010a".into(); p }),
-            ("nonce", { let mut p = sample(); p.claims.nonce = vec![1; 7]; p }),
-            ("card", { let mut p = sample(); p.claims.card_ref = "a b".into(); p }),
-            ("key id", { let mut p = sample(); p.key_id = "HZ".into(); p }),
+            ("validity 0", {
+                let mut p = sample();
+                p.claims.validity_secs = 0;
+                p
+            }),
+            ("validity 61", {
+                let mut p = sample();
+                p.claims.validity_secs = 61;
+                p
+            }),
+            ("region", {
+                let mut p = sample();
+                p.claims.region = "33010a".into();
+                p
+            }),
+            ("nonce", {
+                let mut p = sample();
+                p.claims.nonce = vec![1; 7];
+                p
+            }),
+            ("card", {
+                let mut p = sample();
+                p.claims.card_ref = "a b".into();
+                p
+            }),
+            ("key id", {
+                let mut p = sample();
+                p.key_id = "HZ".into();
+                p
+            }),
         ] {
             let err = Payload::decode(&bad.encode()).expect_err(field);
             assert_eq!(err.code(), "CREDENTIAL_MALFORMED", "{field}");

@@ -149,9 +149,8 @@ fn forged_and_tampered_tokens() {
 
     // A longer validity written into a signed payload.
     let head = mine.rsplit_once('.').expect("parts").0;
-    let mut payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(head.strip_prefix("v1.").expect("v1"))
-        .expect("b64");
+    let mut payload =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(head.strip_prefix("v1.").expect("v1")).expect("b64");
     let validity_at = payload.len() - 1 - 16 - 1;
     assert_eq!(payload[validity_at], 30);
     payload[validity_at] = 60;
@@ -248,7 +247,8 @@ async fn credentials_are_single_use_through_redis() {
     let url = std::env::var("ONECARD_TEST_REDIS_URL").expect("ONECARD_TEST_REDIS_URL is set for Redis tests");
     let mut config = crate::auth::RedisNonceConfig::new(url);
     config.key_prefix = format!("onecard-test:{}:", hex::encode(rand::random::<[u8; 8]>()));
-    let store = crate::auth::RedisNonceStore::connect(&config).await.expect("ONECARD_TEST_REDIS_URL names a reachable Redis");
+    let store =
+        crate::auth::RedisNonceStore::connect(&config).await.expect("ONECARD_TEST_REDIS_URL names a reachable Redis");
     let (key, anchor) = issuer(KeyAlgorithm::Sm2, "hz-2026");
     let keys = std::slice::from_ref(&anchor);
     // Use the real clock: Redis forgets on its own clock.

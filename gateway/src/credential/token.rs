@@ -53,7 +53,10 @@ pub fn mint(key: &IssuerSigningKey, claims: &CredentialClaims) -> Result<String,
     token.push('.');
     token.push_str(&b64url().encode(signature));
     if token.len() > MAX_TOKEN_LEN {
-        return Err(MintError::InvalidClaims(format!("the token would have {} bytes, more than {MAX_TOKEN_LEN}", token.len())));
+        return Err(MintError::InvalidClaims(format!(
+            "the token would have {} bytes, more than {MAX_TOKEN_LEN}",
+            token.len()
+        )));
     }
     Ok(token)
 }
@@ -87,7 +90,10 @@ pub fn verify(
     let anchor = issuer_keys
         .iter()
         .find(|k| {
-            k.key_id == payload.key_id && k.status == ActiveStatus::Active && k.not_before <= now_utc && now_utc < k.not_after
+            k.key_id == payload.key_id
+                && k.status == ActiveStatus::Active
+                && k.not_before <= now_utc
+                && now_utc < k.not_after
         })
         .ok_or_else(untrusted)?;
     let verifying = VerifyingKey::from_issuer_key(anchor).map_err(|e| {

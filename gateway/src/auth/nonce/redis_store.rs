@@ -181,7 +181,8 @@ mod tests {
             .await
             .expect("PTTL");
         assert!(pttl > 0 && pttl <= 30_000, "the key expires with the ttl, got {pttl} ms");
-        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("KEYS");
         let deleted: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("DEL");
         assert_eq!(deleted, 3);
     }
