@@ -1,5 +1,5 @@
-//! The client side of channel authentication: signs a request the way [`authenticate`]
-//! (super::authenticate) checks it. Used by the venue client, the tests and the load script.
+//! The client side of channel authentication: signs a request the way
+//! [`authenticate`](super::authenticate) checks it. Used by the venue client, the tests and the load script.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
