@@ -15,14 +15,28 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Inspect, run and build plugins.
+    /// Inspect plugins and run their actions locally.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// The province catalog: initialise, apply and export declarative TOML, serve the admin API.
+    #[command(subcommand)]
+    Catalog(onecard_catalog::cli::CatalogCommand),
+    /// Card credentials for tests and demos: mint a QR token, generate keys.
+    #[command(subcommand)]
+    Card(crate::credential::cli::CardCommand),
 }
 
 /// Exit codes: 0 success, 1 the action was refused or failed, 2 bad usage or an unusable plugin.
 pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Card(cmd) => crate::credential::cli::run(cmd).await,
+        Command::Catalog(cmd) => match onecard_catalog::cli::run(cmd).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                if matches!(e, onecard_catalog::cli::CliError::Usage(_)) { 2 } else { 1 }
+            }
+        },
     }
 }

@@ -22,7 +22,7 @@ pub use config::RuntimeConfig;
 pub use engine::{EpochTicker, build_engine};
 pub use error::{InvokeError, LoadError};
 pub use limiter::{InstanceLimiter, MemoryCapReached};
-pub use plugin::{Invocation, LoadedPlugin};
+pub use plugin::{Invocation, LoadedPlugin, WarmInstance};
 
 use crate::capabilities::{Grants, InstanceLimits};
 

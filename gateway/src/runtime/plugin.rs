@@ -144,6 +144,35 @@ impl LoadedPlugin {
     }
 }
 
+/// An instance kept across calls. Only for benchmarks and diagnostics: the request path always
+/// uses a fresh instance ([`LoadedPlugin::handle`]), so no state leaks between requests.
+pub struct WarmInstance {
+    store: Store<HostState>,
+    instance: PluginBindings,
+}
+
+impl std::fmt::Debug for WarmInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WarmInstance")
+    }
+}
+
+impl LoadedPlugin {
+    /// Instantiate once for repeated calls (see [`WarmInstance`]); the deadline covers the
+    /// instance's whole life.
+    pub async fn warm(&self, state: HostState, lifetime: Duration) -> wasmtime::Result<WarmInstance> {
+        let mut store = self.store(state, lifetime);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(WarmInstance { store, instance })
+    }
+}
+
+impl WarmInstance {
+    pub async fn handle(&mut self, request: &Request) -> wasmtime::Result<Result<Response, HandleError>> {
+        self.instance.call_handle(&mut self.store, request).await
+    }
+}
+
 /// Which imports the component has, refusing any capability not granted and anything onecard
 /// does not offer.
 fn check_imports(engine: &Engine, component: &Component, grants: &Grants) -> Result<Vec<String>, LoadError> {
