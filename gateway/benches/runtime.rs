@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use onecard_gateway::bindings::onecard::plugin::types::Request;
 use onecard_gateway::bindings::{Assurance, CardStatus, CardView};
 use onecard_gateway::capabilities::clock::ClockState;
-use onecard_gateway::capabilities::{AppEnv, Capability, Grants, HostState};
+use onecard_gateway::capabilities::{AppEnv, Capability, Grants, HostState, InstanceLimits};
 use onecard_gateway::runtime::{Runtime, RuntimeConfig, sha256_hex};
 
 /// 2026-11-23 10:00 in China.
@@ -69,7 +69,9 @@ fn benches(c: &mut Criterion) {
         })
     });
 
-    let state = HostState::new(&env, runtime.instance_limits(), "warm", None, ClockState::fixed(NOW_MS));
+    // One instance serves every iteration, so its host-call budget must outlast the run.
+    let unmetered = InstanceLimits { max_host_calls: u32::MAX, ..runtime.instance_limits() };
+    let state = HostState::new(&env, unmetered, "warm", None, ClockState::fixed(NOW_MS));
     let mut warm = tokio.block_on(plugin.warm(state, Duration::from_secs(3600))).unwrap();
     group.bench_function("warm_call", |b| {
         b.iter(|| {
