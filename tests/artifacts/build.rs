@@ -45,7 +45,7 @@ fn main() {
     for (name, _) in scenario.iter().chain(&hostile) {
         let wasm = out.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(wasm.exists(), "{} was not produced", wasm.display());
-        writeln!(code, "pub const {}: &str = {:?};", name.replace('-', "_").to_uppercase(), wasm.display().to_string()).unwrap();
+        writeln!(code, "pub const {}: &str = {:?};", name.replace('-', "_").to_uppercase(), wasm.display().to_string()).expect("writing to a String cannot fail");
     }
     let list = |crates: &[(String, PathBuf)]| {
         crates
@@ -59,13 +59,13 @@ fn main() {
         "/// Calls `$m!(name, crate_dir)` for every scenario plugin under `plugins/`.\n#[macro_export]\nmacro_rules! foreach_plugin {{ ($m:ident) => {{ {} }}; }}",
         list(&scenario)
     )
-    .unwrap();
+    .expect("writing to a String cannot fail");
     writeln!(
         code,
         "/// Calls `$m!(name, crate_dir)` for every test plugin under `tests/plugins/`.\n#[macro_export]\nmacro_rules! foreach_test_plugin {{ ($m:ident) => {{ {} }}; }}",
         list(&hostile)
     )
-    .unwrap();
+    .expect("writing to a String cannot fail");
     fs::write(PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("artifacts.rs"), code).expect("write artifacts.rs");
 }
 

@@ -20,7 +20,7 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// The province catalog: initialise, apply and export declarative TOML, serve the admin API.
     #[command(subcommand)]
-    Catalog(onecard_catalog::cli::CatalogCommand),
+    Catalog(Box<onecard_catalog::cli::CatalogCommand>),
     /// Card credentials for tests and demos: mint a QR token, generate keys.
     #[command(subcommand)]
     Card(crate::credential::cli::CardCommand),
@@ -31,7 +31,7 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Card(cmd) => crate::credential::cli::run(cmd).await,
-        Command::Catalog(cmd) => match onecard_catalog::cli::run(cmd).await {
+        Command::Catalog(cmd) => match onecard_catalog::cli::run(*cmd).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");

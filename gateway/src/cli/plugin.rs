@@ -28,7 +28,7 @@ pub enum PluginCommand {
         json: bool,
     },
     /// Run one action against in-memory backends and print the result as JSON.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +87,7 @@ pub struct RunArgs {
 pub async fn run(cmd: PluginCommand) -> i32 {
     let result = match cmd {
         PluginCommand::Inspect { file, json } => inspect(file, json).await,
-        PluginCommand::Run(args) => run_action(args).await,
+        PluginCommand::Run(args) => run_action(*args).await,
     };
     match result {
         Ok(code) => code,

@@ -34,10 +34,10 @@ pub fn best(card: &CardView, fees: &Fees) -> Result<Entitlement, HandleError> {
         options.push(Entitlement { kind: Kind::AnnualPass, fee_fen: 0 });
     }
     let age = card.attribute(AGE_SCOPE).and_then(|a| a.parse::<u32>().ok());
-    if let (Some(age), Some(senior_age)) = (age, fees.senior_age) {
-        if age >= senior_age {
-            options.push(Entitlement { kind: Kind::Senior, fee_fen: fees.senior_fen });
-        }
+    if let (Some(age), Some(senior_age)) = (age, fees.senior_age)
+        && age >= senior_age
+    {
+        options.push(Entitlement { kind: Kind::Senior, fee_fen: fees.senior_fen });
     }
     if fees.resident_regions.iter().any(|r| card.issuing_region.starts_with(r.as_str())) {
         options.push(Entitlement { kind: Kind::Resident, fee_fen: fees.resident_fen });
