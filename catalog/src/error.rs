@@ -111,6 +111,10 @@ impl Error {
 
 /// The stable error codes of the catalog API. Documented in the OpenAPI description.
 pub mod codes {
+    /// An uploaded plugin artifact is not a WebAssembly binary.
+    pub const INVALID_ARTIFACT: &str = "INVALID_ARTIFACT";
+    /// No artifact is stored under that hash.
+    pub const ARTIFACT_NOT_FOUND: &str = "ARTIFACT_NOT_FOUND";
     /// Body is not valid JSON.
     pub const MALFORMED_JSON: &str = "MALFORMED_JSON";
     /// Body has a field the endpoint does not know.

@@ -139,7 +139,8 @@ pub struct Snapshot {
     pub policies: Vec<ResolvedPolicy>,
     /// Card states by card reference.
     pub cards: BTreeMap<String, CardState>,
-    /// Consents not revoked.
+    /// Consents, revoked ones included (with `revoked_at`) so a gateway can tell a revoked
+    /// consent from a missing one.
     pub consents: Vec<Consent>,
     /// Issuer trust anchors.
     pub issuer_keys: Vec<IssuerKey>,
@@ -212,7 +213,7 @@ impl Snapshot {
             venues: catalog.venues.clone(),
             policies,
             cards: catalog.cards.iter().map(|c| (c.card_ref.clone(), CardState::from(c))).collect(),
-            consents: catalog.consents.iter().filter(|c| c.revoked_at.is_none()).cloned().collect(),
+            consents: catalog.consents.clone(),
             issuer_keys: catalog.issuer_keys.clone(),
         }
     }

@@ -551,3 +551,22 @@ pub async fn delete_grant(State(s): State<AppState>, Auth(who): Auth, Path((chan
         remove(&mut c.grants, "grant", &format!("{channel}/{application}"), |g| g.channel == channel && g.application == application)
     }).await?))
 }
+
+/// What an artifact upload stored.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtifactStored {
+    /// SHA-256 of the bytes, hex: the value a filing names.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: usize,
+}
+
+/// Uploads a plugin component (raw bytes). Idempotent: the same bytes give the same hash.
+#[utoipa::path(post, path = "/v1/admin/artifacts", tag = "admin", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 200, body = ArtifactStored), (status = 400, body = super::response::ErrorBody)))]
+pub async fn put_artifact(State(s): State<AppState>, Auth(who): Auth, body: axum::body::Bytes) -> Result<axum::Json<ArtifactStored>> {
+    who.require(&[Role::ProvinceAdmin, Role::DepartmentStaff])?;
+    let sha256 = s.store.put_artifact(&who.name, &body).await?;
+    Ok(axum::Json(ArtifactStored { sha256, size: body.len() }))
+}

@@ -97,6 +97,8 @@ pub fn router(store: Store, config: &ApiConfig) -> Router {
         .route("/v1/sync/report", post(sync::report))
         .route("/v1/sync/accesses", post(sync::accesses))
         .route("/v1/sync/public-key", get(sync::public_key))
+        .route("/v1/sync/artifacts/{sha256}", get(sync::artifact))
+        .route("/v1/admin/artifacts", post(admin::put_artifact))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

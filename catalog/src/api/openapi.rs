@@ -43,7 +43,7 @@ HOLDER_MISSING, INVALID_SSN, METHOD_NOT_ALLOWED, NOT_INITIALISED, DATABASE_UNAVA
         admin::journal, admin::gateways, admin::rollout,
         issuer::register, issuer::get, issuer::set_status,
         holder::list, holder::grant, holder::revoke, holder::accesses,
-        sync::snapshot, sync::changes, sync::report, sync::accesses, sync::public_key,
+        sync::snapshot, sync::changes, sync::report, sync::accesses, sync::public_key, sync::artifact, admin::put_artifact,
     ),
     components(schemas(super::response::ErrorBody, crate::snapshot::Snapshot, crate::feed::ChangeEvent)),
     modifiers(&Bearer),

@@ -116,3 +116,22 @@ pub async fn public_key(State(s): State<AppState>) -> Result<axum::Json<PublicKe
         public_key: base64::engine::general_purpose::STANDARD.encode(vk.as_bytes()),
     }))
 }
+
+/// The bytes of a filed plugin artifact, by SHA-256 (gateways check the hash again).
+#[utoipa::path(get, path = "/v1/sync/artifacts/{sha256}", tag = "sync", security(("bearer" = [])),
+    params(("sha256" = String, Path, description = "SHA-256 of the artifact, hex")),
+    responses((status = 200, content_type = "application/wasm", body = Vec<u8>), (status = 404, body = super::response::ErrorBody)))]
+pub async fn artifact(
+    State(s): State<AppState>,
+    Auth(who): Auth,
+    super::extract::Path(sha256): super::extract::Path<String>,
+) -> Result<impl axum::response::IntoResponse> {
+    who.require(GATEWAYS)?;
+    crate::ids::validate_sha256_hex(&sha256).map_err(Error::invalid)?;
+    let bytes = s
+        .store
+        .artifact(&sha256)
+        .await?
+        .ok_or_else(|| Error::not_found(crate::error::codes::ARTIFACT_NOT_FOUND, format!("no artifact {sha256}")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes))
+}
