@@ -1,0 +1,469 @@
+//! Storage of the audit trail: one `AuditStore` per chain over an embedded SQLite file (WAL,
+//! shared with the catalog in single-process mode) or PostgreSQL (several gateways, one
+//! database), through sqlx's `Any` driver with runtime queries and portable migrations.
+//!
+//! The audit migrations are tracked in their own table (`_onecard_audit_migrations`, versions
+//! from 1001), so the catalog's migrator and this one each see only their own history when they
+//! share a database; neither needs to ignore the other's versions.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, ConnectOptions, Row, Transaction};
+
+use crate::canonical::{FORMAT, GENESIS, StoredLedger, ledger_digest, record_hash};
+use crate::entry::{AuditReceipt, AuditRecord, Head, LedgerEntry, RecordFields};
+use crate::error::AuditError;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The table sqlx tracks the audit migrations in.
+pub const MIGRATIONS_TABLE: &str = "_onecard_audit_migrations";
+
+/// SQLite's busy timeout: how long a writer waits for the file lock held by another writer (the
+/// catalog, another process) before failing; the audit writer then retries.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
+
+/// Rows per multi-row INSERT (22 parameters each: well under SQLite's and PostgreSQL's limits).
+const ROWS_PER_INSERT: usize = 64;
+
+const COLUMNS: [&str; 22] = [
+    "chain", "seq", "format", "request_id", "at", "channel", "venue", "terminal", "card_ref", "app", "action",
+    "plugin_sha256", "snapshot_version", "outcome", "code", "blame", "status", "latency_us", "detail", "ledger_sha256",
+    "prev_hash", "hash",
+];
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+/// Turns what a user typed into a sqlx URL: `postgres://…` as is; `sqlite:…` or a plain path is
+/// a SQLite file, created if missing when `create` is set and otherwise required to exist.
+pub fn database_url(input: &str, create: bool) -> Result<(String, Backend), AuditError> {
+    let input = input.trim();
+    if input.starts_with("postgres://") || input.starts_with("postgresql://") {
+        return Ok((input.to_string(), Backend::Postgres));
+    }
+    let path = input.strip_prefix("sqlite://").or_else(|| input.strip_prefix("sqlite:")).unwrap_or(input);
+    if path.is_empty() || path.contains("://") {
+        return Err(AuditError::DatabaseUrl(format!("{input:?} is neither a postgres:// URL nor a SQLite file path")));
+    }
+    let (file, query) = path.split_once('?').unwrap_or((path, ""));
+    if !create && !std::path::Path::new(file).exists() {
+        return Err(AuditError::DatabaseUrl(format!("the SQLite file {file:?} does not exist")));
+    }
+    let query = match (query.is_empty(), create) {
+        (false, _) => query.to_string(),
+        (true, true) => "mode=rwc".to_string(),
+        (true, false) => "mode=rw".to_string(),
+    };
+    Ok((format!("sqlite://{file}?{query}"), Backend::Sqlite))
+}
+
+/// The audit database, seen by one chain (one gateway).
+#[derive(Debug, Clone)]
+pub struct AuditStore {
+    pool: AnyPool,
+    backend: Backend,
+    chain: Arc<str>,
+}
+
+/// Why an append did not commit.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// A ledger key already exists: the transaction was rolled back.
+    Conflict { app: String, idempotency_key: String },
+    /// Anything else (worth retrying).
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(e: sqlx::Error) -> Self {
+        AppendError::Database(e)
+    }
+}
+
+/// A ledger entry as stored, with the record it was committed with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerRecord {
+    /// The entry.
+    pub entry: LedgerEntry,
+    /// The chain of its audit record.
+    pub chain: String,
+    /// The sequence number of its audit record.
+    pub audit_seq: i64,
+}
+
+/// One row read for verification: what could be decoded of it.
+#[derive(Debug)]
+pub(crate) struct RawRecord {
+    pub seq: i64,
+    pub request_id: String,
+    pub record: Result<AuditRecord, String>,
+}
+
+impl AuditStore {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`, for `chain`.
+    pub async fn connect(url: &str, chain: &str) -> Result<AuditStore, AuditError> {
+        let store = Self::open(url, chain, true).await?;
+        migrate(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Opens an existing audit database without creating or migrating anything (verification,
+    /// tools): a missing SQLite file or missing audit tables is an error.
+    pub async fn connect_existing(url: &str, chain: &str) -> Result<AuditStore, AuditError> {
+        let store = Self::open(url, chain, false).await?;
+        let present = sqlx::query("SELECT COUNT(*) FROM audit_records WHERE 1 = 0").fetch_optional(&store.pool).await;
+        match present {
+            Ok(_) => Ok(store),
+            Err(sqlx::Error::Database(_)) => Err(AuditError::NotInitialised),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A store on an existing pool (the catalog's, in single-process mode); runs the migrations.
+    pub async fn from_pool(pool: AnyPool, chain: &str) -> Result<AuditStore, AuditError> {
+        validate_chain(chain)?;
+        let backend = {
+            let conn = pool.acquire().await?;
+            if conn.backend_name().eq_ignore_ascii_case("postgresql") { Backend::Postgres } else { Backend::Sqlite }
+        };
+        migrate(&pool).await?;
+        Ok(AuditStore { pool, backend, chain: chain.into() })
+    }
+
+    async fn open(url: &str, chain: &str, create: bool) -> Result<AuditStore, AuditError> {
+        validate_chain(chain)?;
+        sqlx::any::install_default_drivers();
+        let (url, backend) = database_url(url, create)?;
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            if create {
+                // WAL is a property of the file; set it once, before any pool connection.
+                let mut conn = options.connect().await?;
+                sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await?;
+                sqlx::Connection::close(conn).await?;
+            }
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    let pragma = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
+                    sqlx::query(sqlx::AssertSqlSafe(pragma)).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await?;
+        Ok(AuditStore { pool, backend, chain: chain.into() })
+    }
+
+    /// The same database, seen by another chain.
+    pub fn for_chain(&self, chain: &str) -> Result<AuditStore, AuditError> {
+        validate_chain(chain)?;
+        Ok(AuditStore { pool: self.pool.clone(), backend: self.backend, chain: chain.into() })
+    }
+
+    /// The chain (gateway id) this store writes and verifies.
+    pub fn chain(&self) -> &str {
+        &self.chain
+    }
+
+    /// The engine.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying pool (tests and tools).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Every chain with at least one record, sorted.
+    pub async fn chains(&self) -> Result<Vec<String>, AuditError> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT chain FROM audit_records ORDER BY chain").fetch_all(&self.pool).await?;
+        Ok(rows)
+    }
+
+    /// The last record of this chain, if any.
+    pub async fn head(&self) -> Result<Option<Head>, AuditError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+            .bind(self.chain.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(Head { seq: r.try_get("seq")?, hash: r.try_get("hash")? }),
+            None => None,
+        })
+    }
+
+    /// Up to `limit` records of this chain with `seq > after_seq`, in order.
+    pub async fn records(&self, after_seq: i64, limit: i64) -> Result<Vec<AuditRecord>, AuditError> {
+        self.page(after_seq, limit)
+            .await?
+            .into_iter()
+            .map(|raw| raw.record.map_err(|e| AuditError::Corrupt(format!("record {}: {e}", raw.seq))))
+            .collect()
+    }
+
+    /// The ledger entry `idempotency_key` of `app`, if one was committed (by any chain).
+    pub async fn ledger_entry(&self, app: &str, idempotency_key: &str) -> Result<Option<LedgerRecord>, AuditError> {
+        let row = sqlx::query(
+            "SELECT app, kind, account, amount_fen, reference, idempotency_key, receipt_id, settled_at_ms, chain, audit_seq \
+             FROM ledger_entries WHERE app = $1 AND idempotency_key = $2",
+        )
+        .bind(app.to_string())
+        .bind(idempotency_key.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let stored = decode_ledger(&row)?;
+        Ok(Some(LedgerRecord {
+            entry: LedgerEntry {
+                app: stored.app,
+                kind: stored.kind,
+                account: stored.account,
+                amount_fen: u64::try_from(stored.amount_fen)
+                    .map_err(|_| AuditError::Corrupt(format!("ledger entry {idempotency_key:?} has a negative amount")))?,
+                reference: stored.reference,
+                idempotency_key: stored.idempotency_key,
+                receipt_id: stored.receipt_id,
+                settled_at_ms: stored.settled_at_ms,
+            },
+            chain: row.try_get("chain")?,
+            audit_seq: row.try_get("audit_seq")?,
+        }))
+    }
+
+    /// Records of this chain after `after_seq`, decoded as far as possible.
+    pub(crate) async fn page(&self, after_seq: i64, limit: i64) -> Result<Vec<RawRecord>, AuditError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            COLUMNS.join(", ")
+        )))
+        .bind(self.chain.to_string())
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.try_get("seq")?;
+                let request_id = row.try_get::<String, _>("request_id").unwrap_or_else(|_| "?".to_string());
+                Ok(RawRecord { seq, request_id, record: decode_record(row).map_err(|e| format!("unreadable row: {e}")) })
+            })
+            .collect()
+    }
+
+    /// Ledger entries of this chain's records in `(from_seq, to_seq]`, by record then position.
+    pub(crate) async fn ledger_between(&self, from_seq: i64, to_seq: i64) -> Result<Vec<(i64, Result<StoredLedger, String>)>, AuditError> {
+        let rows = sqlx::query(
+            "SELECT app, kind, account, amount_fen, reference, idempotency_key, receipt_id, settled_at_ms, audit_seq \
+             FROM ledger_entries WHERE chain = $1 AND audit_seq > $2 AND audit_seq <= $3 ORDER BY audit_seq, position",
+        )
+        .bind(self.chain.to_string())
+        .bind(from_seq)
+        .bind(to_seq)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("audit_seq")?, decode_ledger(row).map_err(|e| format!("unreadable ledger entry: {e}")))))
+            .collect()
+    }
+
+    /// Starts a write transaction (SQLite: `BEGIN IMMEDIATE`, so the file lock is taken up front
+    /// and waits on the busy timeout instead of failing on upgrade).
+    async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Appends `batch` to the chain in one transaction; returns the new head.
+    pub(crate) async fn append(&self, batch: &[RecordFields]) -> Result<Head, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let head = chain_head(&mut tx, &self.chain).await?;
+        let (records, head) = self.link(head, batch.iter().cloned());
+        insert_records(&mut tx, &records).await?;
+        tx.commit().await?;
+        Ok(head)
+    }
+
+    /// Appends one record and its ledger entries in one transaction: both or neither.
+    pub(crate) async fn append_with_ledger(&self, mut fields: RecordFields, ledger: &[StoredLedger]) -> Result<AuditReceipt, AppendError> {
+        let mut tx = self.begin().await?;
+        let head = chain_head(&mut tx, &self.chain).await?;
+        let seq = head.as_ref().map_or(1, |h| h.seq + 1);
+        for (position, l) in ledger.iter().enumerate() {
+            let inserted = sqlx::query(
+                "INSERT INTO ledger_entries (app, idempotency_key, kind, account, amount_fen, reference, receipt_id, \
+                 settled_at_ms, chain, audit_seq, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(l.app.clone())
+            .bind(l.idempotency_key.clone())
+            .bind(l.kind.clone())
+            .bind(l.account.clone())
+            .bind(l.amount_fen)
+            .bind(l.reference.clone())
+            .bind(l.receipt_id.clone())
+            .bind(l.settled_at_ms)
+            .bind(self.chain.to_string())
+            .bind(seq)
+            .bind(i64::try_from(position).unwrap_or(i64::MAX))
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    tx.rollback().await?;
+                    return Err(AppendError::Conflict { app: l.app.clone(), idempotency_key: l.idempotency_key.clone() });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !ledger.is_empty() {
+            fields.ledger_sha256 = Some(ledger_digest(ledger));
+        }
+        let (records, head) = self.link(head, std::iter::once(fields));
+        insert_records(&mut tx, &records).await?;
+        tx.commit().await?;
+        Ok(AuditReceipt { chain: self.chain.to_string(), seq: head.seq, hash: head.hash })
+    }
+
+    /// Gives each record its place after `head` and its hash.
+    fn link(&self, head: Option<Head>, fields: impl Iterator<Item = RecordFields>) -> (Vec<AuditRecord>, Head) {
+        let mut head = head.unwrap_or(Head { seq: 0, hash: GENESIS.to_string() });
+        let mut records = Vec::new();
+        for fields in fields {
+            let seq = head.seq + 1;
+            let hash = record_hash(&self.chain, seq, &head.hash, &fields);
+            records.push(AuditRecord { chain: self.chain.to_string(), seq, format: FORMAT, prev_hash: head.hash, hash: hash.clone(), fields });
+            head = Head { seq, hash };
+        }
+        (records, head)
+    }
+}
+
+/// Runs the audit migrations, tracked in their own table.
+async fn migrate(pool: &AnyPool) -> Result<(), AuditError> {
+    let mut migrator = Migrator::with_migrations(MIGRATIONS.iter().cloned().collect());
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
+/// A chain id is a gateway id: non-empty, printable, short.
+fn validate_chain(chain: &str) -> Result<(), AuditError> {
+    if chain.is_empty() || chain.len() > 128 || chain.chars().any(char::is_control) {
+        return Err(AuditError::Config(format!("chain id {chain:?} must be 1 to 128 printable characters")));
+    }
+    Ok(())
+}
+
+async fn chain_head(tx: &mut Transaction<'static, Any>, chain: &str) -> Result<Option<Head>, sqlx::Error> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_records WHERE chain = $1 ORDER BY seq DESC LIMIT 1")
+        .bind(chain.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match row {
+        Some(r) => Some(Head { seq: r.try_get("seq")?, hash: r.try_get("hash")? }),
+        None => None,
+    })
+}
+
+/// Multi-row INSERTs with `$n` placeholders (sqlx's `QueryBuilder` writes `?` for `Any`, which
+/// PostgreSQL does not accept, hence the hand-built statement).
+async fn insert_records(tx: &mut Transaction<'static, Any>, records: &[AuditRecord]) -> Result<(), sqlx::Error> {
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut sql = format!("INSERT INTO audit_records ({}) VALUES ", COLUMNS.join(", "));
+        for (r, _) in chunk.iter().enumerate() {
+            if r > 0 {
+                sql.push_str(", ");
+            }
+            let cells: Vec<String> = (1..=COLUMNS.len()).map(|c| format!("${}", r * COLUMNS.len() + c)).collect();
+            sql.push('(');
+            sql.push_str(&cells.join(", "));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for rec in chunk {
+            let f = &rec.fields;
+            q = q
+                .bind(rec.chain.clone())
+                .bind(rec.seq)
+                .bind(rec.format)
+                .bind(f.request_id.clone())
+                .bind(f.at.clone())
+                .bind(f.channel.clone())
+                .bind(f.venue.clone())
+                .bind(f.terminal.clone())
+                .bind(f.card_ref.clone())
+                .bind(f.app.clone())
+                .bind(f.action.clone())
+                .bind(f.plugin_sha256.clone())
+                .bind(f.snapshot_version)
+                .bind(f.outcome.clone())
+                .bind(f.code.clone())
+                .bind(f.blame.clone())
+                .bind(f.status)
+                .bind(f.latency_us)
+                .bind(f.detail.clone())
+                .bind(f.ledger_sha256.clone())
+                .bind(rec.prev_hash.clone())
+                .bind(rec.hash.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+fn decode_record(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        chain: row.try_get("chain")?,
+        seq: row.try_get("seq")?,
+        format: row.try_get("format")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+        fields: RecordFields {
+            request_id: row.try_get("request_id")?,
+            at: row.try_get("at")?,
+            channel: row.try_get("channel")?,
+            venue: row.try_get("venue")?,
+            terminal: row.try_get("terminal")?,
+            card_ref: row.try_get("card_ref")?,
+            app: row.try_get("app")?,
+            action: row.try_get("action")?,
+            plugin_sha256: row.try_get("plugin_sha256")?,
+            snapshot_version: row.try_get("snapshot_version")?,
+            outcome: row.try_get("outcome")?,
+            code: row.try_get("code")?,
+            blame: row.try_get("blame")?,
+            status: row.try_get("status")?,
+            latency_us: row.try_get("latency_us")?,
+            detail: row.try_get("detail")?,
+            ledger_sha256: row.try_get("ledger_sha256")?,
+        },
+    })
+}
+
+fn decode_ledger(row: &AnyRow) -> Result<StoredLedger, sqlx::Error> {
+    Ok(StoredLedger {
+        app: row.try_get("app")?,
+        kind: row.try_get("kind")?,
+        account: row.try_get("account")?,
+        amount_fen: row.try_get("amount_fen")?,
+        reference: row.try_get("reference")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        receipt_id: row.try_get("receipt_id")?,
+        settled_at_ms: row.try_get("settled_at_ms")?,
+    })
+}
