@@ -24,9 +24,10 @@
 //!   category pays (`concessions` in the configuration: e.g. senior 0 %, student 50 %), rounded
 //!   to the nearest fen. They apply to every charge, by rule too. The category of a trip is the
 //!   one shown at its entry (at its exit without entry).
-//! - **Repeated taps**: a tap with the same idempotency key, or at the same station within
-//!   `replay_window_minutes` (default 5), is a replay: answered again, nothing opened or
-//!   charged twice.
+//! - **Repeated taps**: an entry with the same idempotency key as the open entry, or at the same
+//!   station within `replay_window_minutes` (default 5), is a replay: answered again, nothing
+//!   opened or charged twice. An exit repeated within the window (same idempotency key, or the
+//!   same station with no entry since) is answered with the same trip.
 //! - **Money**: the fare is debited from the card's financial account (the consented
 //!   `holder.financial_account` attribute, recorded at the tap) by `upload_pending`, through the
 //!   `payments` capability with the trip id as idempotency key, then the trip is uploaded to the

@@ -7,6 +7,10 @@
 //! scheduler calls `upload_pending` every minute or so; a failing backend stops the run where it
 //! is and the next run resumes there. Every step is idempotent by trip id, so a run that dies
 //! half-way, or two runs at once, never debit or upload a trip twice.
+//!
+//! A run examines at most `max_trips` watched entries and settles at most `max_trips` trips (the
+//! gateway bounds the host calls of one request); the scheduler calls it often enough for the
+//! day's taps, and `remaining` / `open_entries_watched` say how far behind it is.
 
 use onecard_sdk::clock::{self, Datetime};
 use onecard_sdk::http::{self, Method, OutgoingRequest};
