@@ -109,3 +109,215 @@ mod parks {
         assert_eq!(refused.code(), "ALREADY_INSIDE");
     }
 }
+
+/// Call `plugin` once at `unix_ms` (China time), on a fresh instance with `env`'s backends.
+async fn call_at(
+    rt: &onecard_gateway::runtime::Runtime,
+    plugin: &onecard_gateway::runtime::LoadedPlugin,
+    env: &onecard_gateway::capabilities::AppEnv,
+    request: &onecard_gateway::bindings::onecard::plugin::types::Request,
+    unix_ms: i64,
+) -> onecard_gateway::runtime::Invocation {
+    use onecard_gateway::capabilities::HostState;
+    use onecard_gateway::capabilities::clock::ClockState;
+    let state = HostState::new(env, rt.instance_limits(), &request.request_id, request.card.clone(), ClockState::fixed(unix_ms));
+    plugin.handle(state, request, Duration::from_secs(2)).await
+}
+
+mod transit {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use onecard_gateway::bindings::onecard::plugin::http::IncomingResponse;
+    use onecard_gateway::bindings::onecard::plugin::types::Request;
+    use onecard_gateway::capabilities::AppEnv;
+    use onecard_gateway::capabilities::http::{BackendTarget, ScriptedHttp};
+    use onecard_gateway::capabilities::payments::MemoryLedger;
+    use onecard_tests::MONDAY_10AM_MS;
+
+    use super::*;
+
+    const CONFIG: &str = r#"{
+      "stations": {
+        "wulin": {"name": "Wulin Square", "position_m": 0},
+        "fengqi": {"name": "Fengqi Road", "position_m": 1800},
+        "binjiang": {"name": "Binjiang", "position_m": 14000}
+      },
+      "fares": {"distance": {"bands": [{"up_to_m": 6000, "fare_fen": 200}, {"up_to_m": 12000, "fare_fen": 300}, {"up_to_m": 22000, "fare_fen": 400}]}},
+      "max_fare_fen": 800,
+      "concessions": {"student": {"pay_percent": 50}}
+    }"#;
+
+    const CAPS: [Capability; 3] = [Capability::Http, Capability::Kv, Capability::Payments];
+
+    /// Trips the fare system received: (Idempotency-Key, body).
+    type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+    fn transit_env() -> (AppEnv, Arc<MemoryLedger>, Received) {
+        let ledger = Arc::new(MemoryLedger::new());
+        let received: Received = Arc::default();
+        let log = Arc::clone(&received);
+        let http = ScriptedHttp::new(move |backend, request| {
+            assert_eq!((backend, request.path.as_str()), ("fare-system", "/trips"));
+            let key = request.headers.iter().find(|(k, _)| k == "idempotency-key").map(|(_, v)| v.clone()).unwrap_or_default();
+            let mut log = log.lock().unwrap();
+            let duplicate = log.iter().any(|(k, _)| *k == key);
+            log.push((key, serde_json::from_slice(&request.body).unwrap()));
+            Ok(IncomingResponse { status: 200, headers: vec![], body: format!(r#"{{"accepted":true,"duplicate":{duplicate}}}"#).into_bytes() })
+        });
+        let backends = BTreeMap::from([("fare-system".to_string(), BackendTarget { base_url: "http://fares.invalid".into(), timeout_ms: 500 })]);
+        let env = AppEnv { http_backends: Arc::new(backends), http: Arc::new(http), settlement: ledger.clone(), ..env("transit") };
+        (env, ledger, received)
+    }
+
+    fn tap(action: &str, holder: &str, station: &str, key: &str) -> Request {
+        let mut r = request("transit", action, "{}");
+        r.venue = Some(station.into());
+        r.terminal = Some("G1".into());
+        r.config = CONFIG.into();
+        let account = format!("acct-{holder}");
+        r.card = Some(card(holder, &[("holder.category", "student"), ("holder.financial_account", &account)]));
+        r.idempotency_key = key.into();
+        r
+    }
+
+    fn upload() -> Request {
+        let mut r = request("transit", "upload_pending", "{}");
+        r.config = CONFIG.into();
+        r
+    }
+
+    fn ok(invocation: onecard_gateway::runtime::Invocation) -> Value {
+        serde_json::from_str(&invocation.result.unwrap().body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_trip_is_told_at_the_gate_debited_and_uploaded_once() {
+        let rt = runtime();
+        let plugin = load(&rt, artifacts::TRANSIT, &Grants::of(CAPS)).await;
+        let (env, ledger, received) = transit_env();
+        let entered = ok(call_at(&rt, &plugin, &env, &tap("tap_in", "s1", "wulin", "k1"), MONDAY_10AM_MS).await);
+        let exited = ok(call_at(&rt, &plugin, &env, &tap("tap_out", "s1", "binjiang", "k2"), MONDAY_10AM_MS + 1_800_000).await);
+        assert_eq!(exited["trip_id"], entered["trip_id"]);
+        assert_eq!((exited["full_fare_fen"].as_u64(), exited["fare_fen"].as_u64()), (Some(400), Some(200)), "student half fare");
+        assert!(ledger.entries().is_empty() && received.lock().unwrap().is_empty(), "the gate waited on no backend");
+
+        for _ in 0..2 {
+            let run = ok(call_at(&rt, &plugin, &env, &upload(), MONDAY_10AM_MS + 3_600_000).await);
+            assert_eq!(run["remaining"], 0);
+        }
+        let trip_id = exited["trip_id"].as_str().unwrap();
+        let entries = ledger.entries();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!((entries[0].0.as_str(), entries[0].1.amount_fen), ("transit", 200));
+        assert_eq!((entries[0].1.idempotency_key.as_str(), entries[0].1.account.as_str()), (trip_id, "acct-s1"));
+        let received = received.lock().unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!((received[0].0.as_str(), received[0].1["fare_fen"].as_u64()), (trip_id, Some(200)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_taps_of_one_card_open_one_trip_and_charge_it_once() {
+        let rt = Arc::new(runtime());
+        let plugin = Arc::new(load(&rt, artifacts::TRANSIT, &Grants::of(CAPS)).await);
+        let (env, ledger, _) = transit_env();
+        let mut taps = tokio::task::JoinSet::new();
+        for i in 0..12 {
+            let (rt, plugin, env) = (Arc::clone(&rt), Arc::clone(&plugin), env.clone());
+            let request = tap("tap_in", "c1", "fengqi", &format!("gate-retry-{}", i % 3));
+            taps.spawn(async move { call_at(&rt, &plugin, &env, &request, MONDAY_10AM_MS).await.result });
+        }
+        let results = taps.join_all().await;
+        let mut trips = std::collections::BTreeSet::new();
+        for result in &results {
+            match result {
+                Ok(response) => {
+                    let body: Value = serde_json::from_str(&response.body).unwrap();
+                    assert_eq!(body["charged"], serde_json::json!([]), "nothing is charged by a double tap");
+                    trips.insert(body["trip_id"].as_str().unwrap().to_owned());
+                }
+                Err(e) => assert_eq!(e.code(), "CONCURRENT_TAP", "{e}"),
+            }
+        }
+        assert_eq!(trips.len(), 1, "one trip opened: {results:?}");
+        let exited = ok(call_at(&rt, &plugin, &env, &tap("tap_out", "c1", "wulin", "out"), MONDAY_10AM_MS + 600_000).await);
+        assert_eq!(trips.first(), exited["trip_id"].as_str().map(str::to_owned).as_ref());
+        ok(call_at(&rt, &plugin, &env, &upload(), MONDAY_10AM_MS + 3_600_000).await);
+        let amounts: Vec<u64> = ledger.entries().iter().map(|(_, p)| p.amount_fen).collect();
+        assert_eq!(amounts, [100]);
+    }
+}
+
+mod subsidy {
+    use onecard_gateway::bindings::onecard::plugin::types::Request;
+    use onecard_gateway::capabilities::AppEnv;
+    use onecard_gateway::capabilities::payments::MemoryLedger;
+    use onecard_tests::MONDAY_10AM_MS;
+
+    use super::*;
+
+    const CONFIG: &str = r#"{"policies": {"farm-2026": {"name": "Farmland protection subsidy", "standard_fen": 150000,
+        "household": true, "periods": {"2026": {"notice_ends": "2026-11-20"}}}}}"#;
+
+    const CAPS: [Capability; 2] = [Capability::Kv, Capability::Payments];
+
+    fn subsidy_env() -> (AppEnv, Arc<MemoryLedger>) {
+        let ledger = Arc::new(MemoryLedger::new());
+        (AppEnv { settlement: ledger.clone(), ..env("subsidy") }, ledger)
+    }
+
+    fn disburse(batch: &str, item: &str, person: &str, amount: u64) -> Request {
+        let params = serde_json::json!({"batch_id": batch, "item_id": item, "policy": "farm-2026", "period": "2026",
+            "beneficiary_ref": person, "amount_fen": amount});
+        let mut r = request("subsidy", "disburse", &params.to_string());
+        r.config = CONFIG.into();
+        let account = format!("acct-{person}");
+        r.card = Some(card(person, &[("holder.vital_status", "alive"), ("holder.household_role", "head"), ("holder.financial_account", &account)]));
+        r.idempotency_key = format!("{batch}/{item}");
+        r
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_item_sent_many_times_at_once_pays_once() {
+        let rt = Arc::new(runtime());
+        let plugin = Arc::new(load(&rt, artifacts::SUBSIDY, &Grants::of(CAPS)).await);
+        let (env, ledger) = subsidy_env();
+        let mut sends = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let (rt, plugin, env) = (Arc::clone(&rt), Arc::clone(&plugin), env.clone());
+            // The same item resent, and the same person in a second batch by mistake.
+            let request = if i % 4 == 3 { disburse("b2", "dup", "p1", 120000) } else { disburse("b1", "i1", "p1", 120000) };
+            sends.spawn(async move { call_at(&rt, &plugin, &env, &request, MONDAY_10AM_MS).await.result });
+        }
+        let results = sends.join_all().await;
+        let paid = results.iter().filter(|r| r.as_ref().is_ok_and(|b| b.body.contains("\"replayed\":false"))).count();
+        assert_eq!(paid, 1, "{results:?}");
+        for result in &results {
+            if let Err(e) = result {
+                assert!(["DISBURSEMENT_IN_PROGRESS", "ALREADY_PAID"].contains(&e.code()), "{e}");
+            }
+        }
+        let entries = ledger.entries();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!((entries[0].1.amount_fen, entries[0].1.idempotency_key.as_str()), (120000, "subsidy:farm-2026:2026:p1"));
+
+        let mut report = request("subsidy", "reconcile", r#"{"batch_id":"b1"}"#);
+        report.config = CONFIG.into();
+        let report: Value = serde_json::from_str(&call_at(&rt, &plugin, &env, &report, MONDAY_10AM_MS).await.result.unwrap().body).unwrap();
+        assert_eq!((report["paid_count"].as_u64(), report["paid_fen"].as_u64()), (Some(1), Some(120000)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_component_refuses_like_the_native_code() {
+        let rt = runtime();
+        let plugin = load(&rt, artifacts::SUBSIDY, &Grants::of(CAPS)).await;
+        let (env, ledger) = subsidy_env();
+        let mut proxy = disburse("b1", "i1", "p1", 1000);
+        proxy.card.as_mut().unwrap().holder_ref = "p1-son".into();
+        let err = call_at(&rt, &plugin, &env, &proxy, MONDAY_10AM_MS).await.result.unwrap_err();
+        assert_eq!(err.code(), "NOT_BENEFICIARY_CARD");
+        let err = call_at(&rt, &plugin, &env, &disburse("b1", "i2", "p2", 150001), MONDAY_10AM_MS).await.result.unwrap_err();
+        assert_eq!(err.code(), "AMOUNT_ABOVE_STANDARD");
+        assert!(ledger.entries().is_empty());
+    }
+}
