@@ -31,6 +31,7 @@ struct Operator {
 enum Fault {
     Down,
     Status(u16, &'static str),
+    Garbage,
     Crash,
 }
 
@@ -44,6 +45,7 @@ fn install(h: &mut Harness) -> Rc<RefCell<Operator>> {
         match op.fault.take() {
             Some(Fault::Down) => return Err(HttpError::Timeout),
             Some(Fault::Status(status, error)) => return reply(status, json!({"error": error, "message": error})),
+            Some(Fault::Garbage) => return Ok(IncomingResponse { status: 200, headers: vec![], body: b"<html>".to_vec() }),
             Some(Fault::Crash) => panic!("the instance died while the operator was opening the wallet"),
             None => {}
         }
@@ -329,6 +331,24 @@ fn the_balance_is_the_operators_and_the_allowance_is_todays() {
     assert_eq!(b["daily_remaining_fen"], 10_000_000 - 6_000);
     operator.borrow_mut().fault = Some(Fault::Down);
     h.refused(&req(&h, "balance", json!({})), "ECNY_UNAVAILABLE", &[]);
+    operator.borrow_mut().fault = Some(Fault::Garbage);
+    h.refused(&req(&h, "balance", json!({})), "ECNY_MALFORMED", &[]);
+}
+
+#[test]
+fn an_unconfirmed_top_up_completes_on_retry_under_the_same_key() {
+    let mut h = Harness::new();
+    install(&mut h);
+    let wallet = load(&mut h, "class4");
+    h.fail_payments(Some(PaymentError::Unavailable("operator down".into())));
+    assert_eq!(h.call::<Ecny>(&top_up(&h, "t1", 7_000)).unwrap_err().code(), "PAYMENT_PENDING");
+    assert!(h.kv_value(&format!("op:{wallet}:t1")).is_some(), "the operation stays pending");
+    h.fail_payments(None);
+    let b = h.ok(&top_up(&h, "t1", 7_000));
+    assert_eq!(b["amount_fen"], 7_000);
+    assert_eq!(b["balance_fen"], Value::Null, "the balance before a pending top-up is not known");
+    assert_eq!(ledger_sum(&h, &format!("ecny:top-up:{wallet}:t1")), 7_000);
+    assert_eq!(h.ledger().len(), 1);
 }
 
 #[test]

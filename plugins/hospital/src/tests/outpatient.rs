@@ -340,17 +340,22 @@ fn a_locked_financial_account_cannot_pay_a_self_pay() {
 
 #[test]
 fn a_refused_self_pay_reverses_the_insurance_settlement() {
-    let mut h = Harness::new();
-    let fake = fake::install(&mut h, 5_000);
-    let id = ready(&mut h, 30_000);
-    h.fail_payments(Some(PaymentError::InsufficientFunds));
-    let err = h.call::<Hospital>(&settle(&h, &id, 30_000)).unwrap_err();
-    assert_eq!(err.code(), "INSUFFICIENT_FUNDS");
-    assert!(err.message().contains("reversed"), "{}", err.message());
-    assert_eq!(h.ledger(), []);
-    assert!(fake.borrow().settlements.is_empty());
-    assert_eq!(fake.borrow().account_fen, 5_000);
-    assert_eq!(visit(&h, &id)["settlement"], Value::Null);
+    for (error, code) in [
+        (PaymentError::InsufficientFunds, "INSUFFICIENT_FUNDS"),
+        (PaymentError::Declined("account frozen".into()), "PAYMENT_DECLINED"),
+    ] {
+        let mut h = Harness::new();
+        let fake = fake::install(&mut h, 5_000);
+        let id = ready(&mut h, 30_000);
+        h.fail_payments(Some(error));
+        let err = h.call::<Hospital>(&settle(&h, &id, 30_000)).unwrap_err();
+        assert_eq!(err.code(), code);
+        assert!(err.message().contains("reversed"), "{}", err.message());
+        assert_eq!(h.ledger(), []);
+        assert!(fake.borrow().settlements.is_empty());
+        assert_eq!(fake.borrow().account_fen, 5_000);
+        assert_eq!(visit(&h, &id)["settlement"], Value::Null);
+    }
 }
 
 #[test]
