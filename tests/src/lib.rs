@@ -14,6 +14,8 @@ use onecard_gateway::runtime::{Invocation, LoadedPlugin, Runtime, RuntimeConfig,
 
 pub use onecard_plugin_artifacts as artifacts;
 
+pub mod city;
+
 /// 2026-11-23 10:00 in China: inside every example venue's opening hours.
 pub const MONDAY_10AM_MS: i64 = 1_795_399_200_000;
 

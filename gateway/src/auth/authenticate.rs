@@ -94,14 +94,25 @@ pub async fn authenticate(
         .ok_or_else(|| AuthError::ChannelUnknown { channel: signed.channel.to_string() })?;
     let key_unknown =
         || AuthError::KeyUnknown { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() };
-    let mut named = keys.iter().filter(|k| k.key_id == signed.key_id).peekable();
-    if named.peek().is_none() {
+    // A plain loop rather than iterator adapters: no closure borrowing `signed` lives across
+    // the nonce store's `.await` below (that would make this future not `Send` for every
+    // lifetime, which axum handlers need).
+    let now_utc = chrono::DateTime::<chrono::Utc>::from(now);
+    let mut named = false;
+    let mut valid = None;
+    for k in keys {
+        if k.key_id == signed.key_id {
+            named = true;
+            if k.not_before <= now_utc && now_utc < k.not_after {
+                valid = Some(k);
+                break;
+            }
+        }
+    }
+    if !named {
         return Err(key_unknown());
     }
-    let now_utc = chrono::DateTime::<chrono::Utc>::from(now);
-    let key = named.find(|k| k.not_before <= now_utc && now_utc < k.not_after).ok_or_else(|| {
-        AuthError::KeyExpired { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() }
-    })?;
+    let key = valid.ok_or_else(|| AuthError::KeyExpired { channel: signed.channel.to_string(), key_id: signed.key_id.to_string() })?;
     let verifying = VerifyingKey::from_channel_key(key).map_err(|e| {
         tracing::warn!(channel = signed.channel, key_id = signed.key_id, error = %e, "channel key in the catalog is unusable");
         key_unknown()

@@ -156,7 +156,7 @@ impl HostState {
             card: CardState { view: card },
             http: HttpState::new(Arc::clone(&env.http_backends), Arc::clone(&env.http)),
             kv: KvState::new(Arc::clone(&env.kv), &env.app, env.kv_config.clone()),
-            payments: PaymentsState { app: env.app.clone(), port: Arc::clone(&env.settlement) },
+            payments: PaymentsState::new(&env.app, Arc::clone(&env.settlement)),
             log: LogState::new(&env.app, request_id, limits.max_log_bytes),
             clock,
         }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod http;
 pub mod kv;
 pub mod log;
+pub mod outbound;
 pub mod payments;
 
 mod host_state;

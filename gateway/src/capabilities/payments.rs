@@ -82,6 +82,15 @@ impl SettlementPort for MemoryLedger {
 pub struct PaymentsState {
     pub app: String,
     pub port: Arc<dyn SettlementPort>,
+    /// Every payment that moved money during this call, with its receipt: the gateway writes
+    /// them to its ledger in the same transaction as the decision's audit record.
+    pub moved: Vec<(Payment, Receipt)>,
+}
+
+impl PaymentsState {
+    pub fn new(app: &str, port: Arc<dyn SettlementPort>) -> Self {
+        PaymentsState { app: app.into(), port, moved: Vec::new() }
+    }
 }
 
 impl Host for Metered<'_, PaymentsState> {
@@ -90,7 +99,11 @@ impl Host for Metered<'_, PaymentsState> {
         if payment.idempotency_key.is_empty() || payment.amount_fen == 0 {
             return Ok(Err(PaymentError::Declined("a payment needs an idempotency key and a positive amount".into())));
         }
-        Ok(state.port.submit(&state.app, payment).await)
+        let result = state.port.submit(&state.app, payment.clone()).await;
+        if let Ok(receipt) = &result {
+            state.moved.push((payment, receipt.clone()));
+        }
+        Ok(result)
     }
 }
 

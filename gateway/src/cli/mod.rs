@@ -1,6 +1,7 @@
 //! The `onecard` command line (clap): one subcommand module per area.
 
 mod plugin;
+mod serve;
 mod time;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,10 @@ pub enum Command {
     /// Card credentials for tests and demos: mint a QR token, generate keys.
     #[command(subcommand)]
     Card(crate::credential::cli::CardCommand),
+    /// Run the catalog and the gateway in one process on one database (the default way).
+    Serve(serve::ServeArgs),
+    /// Run a gateway alone against a catalog server.
+    Gateway(serve::GatewayArgs),
 }
 
 /// Exit codes: 0 success, 1 the action was refused or failed, 2 bad usage or an unusable plugin.
@@ -31,6 +36,8 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Card(cmd) => crate::credential::cli::run(cmd).await,
+        Command::Serve(args) => serve::serve(args).await,
+        Command::Gateway(args) => serve::gateway(args).await,
         Command::Catalog(cmd) => match onecard_catalog::cli::run(*cmd).await {
             Ok(()) => 0,
             Err(e) => {

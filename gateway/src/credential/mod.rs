@@ -53,4 +53,4 @@ mod tests;
 pub use error::{CredentialError, MintError};
 pub use issuer::{IssuerKeyError, IssuerSigningKey};
 pub use payload::{CredentialClaims, MAX_VALIDITY_SECS, Payload};
-pub use token::{CREDENTIAL_NONCE_SCOPE, MAX_TOKEN_LEN, VerifiedCredential, mint, redeem, verify};
+pub use token::{CREDENTIAL_NONCE_SCOPE, MAX_TOKEN_LEN, VerifiedCredential, mint, redeem, spend, verify};

@@ -127,8 +127,21 @@ pub async fn redeem(
     skew: Duration,
 ) -> Result<VerifiedCredential, CredentialError> {
     let verified = verify(token, issuer_keys, now, skew)?;
+    spend(&verified, nonces, now, skew).await?;
+    Ok(verified)
+}
+
+/// Spends a credential [`verify`] accepted: single use in the [`CREDENTIAL_NONCE_SCOPE`]
+/// scope, remembered for its remaining validity plus `skew`. The gateway verifies early (the
+/// card holder keys its rate limiter) and spends only once every earlier step passed.
+pub async fn spend(
+    verified: &VerifiedCredential,
+    nonces: &dyn NonceStore,
+    now: SystemTime,
+    skew: Duration,
+) -> Result<(), CredentialError> {
     let until = verified.claims.expires_at().saturating_add(skew.as_secs());
     let ttl = Duration::from_secs(until.saturating_sub(unix_secs(now)).max(1));
     nonces.check_and_remember(CREDENTIAL_NONCE_SCOPE, &verified.replay_key(), ttl).await?;
-    Ok(verified)
+    Ok(())
 }

@@ -49,6 +49,11 @@ impl Runtime {
         &self.config
     }
 
+    /// The deadline of one plugin call.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.config.deadline_ms)
+    }
+
     /// Per-instance limits derived from the configuration.
     pub fn instance_limits(&self) -> InstanceLimits {
         InstanceLimits {

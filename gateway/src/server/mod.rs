@@ -1,0 +1,308 @@
+//! Running onecard: `onecard serve` (catalog and gateway in one process on one database, the
+//! default) and `onecard gateway --catalog URL` (a gateway alone against a catalog server, the
+//! scaled form). Both read the same TOML configuration ([`ServeConfig`]); the listen address and
+//! the database are overridable by `ONECARD_LISTEN` and `ONECARD_DATABASE_URL`.
+
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod router;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use onecard_audit::{AuditConfig, AuditStore, AuditWriter};
+use onecard_catalog::Store;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
+use crate::capabilities::kv::MemoryKv;
+use crate::capabilities::outbound::ReqwestHttp;
+use crate::enforced::AppBuilder;
+use crate::holders::{FileHolders, HolderDirectory};
+use crate::limits::{Limiters, LimitsConfig};
+use crate::pipeline::{Gateway, PipelineConfig};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::sync::{AccessReporter, CatalogSource, CatalogState, Follower, LocalCatalog, RemoteCatalog, SyncConfig};
+
+/// The configuration file (`onecard serve --config FILE`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Listen address. Env: `ONECARD_LISTEN`. Default `127.0.0.1:7300`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The database: a SQLite file (catalog and audit in one file, `onecard serve`) or a
+    /// `postgres://` URL. Relative paths are relative to the configuration file. Env:
+    /// `ONECARD_DATABASE_URL`. Default `.onecard/onecard.db`.
+    #[serde(default = "default_database")]
+    pub database: String,
+    /// Holder data (the test double of the province's holder-data service): a JSON file.
+    #[serde(default)]
+    pub holders: Option<PathBuf>,
+    /// Request path.
+    #[serde(default)]
+    pub gateway: PipelineConfig,
+    /// Plugin runtime.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Catalog sync.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Rate limiters.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Audit writer.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Replay caches.
+    #[serde(default)]
+    pub nonces: NonceSettings,
+    /// Catalog settings.
+    #[serde(default)]
+    pub catalog: CatalogSettings,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7300".into()
+}
+
+fn default_database() -> String {
+    ".onecard/onecard.db".into()
+}
+
+/// The replay caches of request nonces and card credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NonceSettings {
+    /// Entries an in-memory store holds before it refuses (never evicts). Default 1 000 000.
+    pub capacity: usize,
+    /// Redis URL: share the caches between gateways (`SET NX PX`).
+    pub redis_url: Option<String>,
+}
+
+impl Default for NonceSettings {
+    fn default() -> Self {
+        NonceSettings { capacity: 1_000_000, redis_url: None }
+    }
+}
+
+/// Catalog settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSettings {
+    /// Lifetime of a snapshot served by the in-process catalog, seconds. Default 3600.
+    pub snapshot_ttl_secs: u64,
+    /// `onecard gateway`: the catalog's snapshot-signing public key (base64 or hex), pinned.
+    pub public_key: Option<String>,
+    /// `onecard gateway`: catalog URL (or `--catalog`).
+    pub url: Option<String>,
+    /// `onecard gateway`: a `city_operator` token (or `ONECARD_CATALOG_TOKEN`).
+    pub token: Option<String>,
+    /// Deadline of one outbound backend request, ms. Default 2000.
+    pub backend_timeout_ms: u64,
+}
+
+impl Default for CatalogSettings {
+    fn default() -> Self {
+        CatalogSettings { snapshot_ttl_secs: 3600, public_key: None, url: None, token: None, backend_timeout_ms: 2000 }
+    }
+}
+
+impl ServeConfig {
+    /// Reads `path`, resolving relative paths against its folder, then applies the env overrides.
+    pub fn read(path: &Path) -> anyhow::Result<ServeConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut config: ServeConfig = toml::from_str(&text).with_context(|| format!("{} is not a valid onecard configuration", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve(base);
+        config.apply_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        if !self.database.contains("://") && Path::new(&self.database).is_relative() {
+            self.database = base.join(&self.database).display().to_string();
+        }
+        if let Some(h) = &self.holders
+            && h.is_relative()
+        {
+            self.holders = Some(base.join(h));
+        }
+    }
+
+    /// `ONECARD_LISTEN`, `ONECARD_DATABASE_URL` and `ONECARD_CATALOG_TOKEN` override the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = var("ONECARD_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = var("ONECARD_DATABASE_URL") {
+            self.database = v;
+        }
+        if let Some(v) = var("ONECARD_CATALOG_TOKEN") {
+            self.catalog.token = Some(v);
+        }
+    }
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("every field has a default"))
+    }
+}
+
+/// A running onecard.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The data plane.
+    pub gateway: Gateway,
+    /// The catalog store (single-process mode).
+    pub catalog: Option<Store>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving.
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    /// Waits until the server stops.
+    pub async fn wait(mut self) {
+        if let Some(t) = self.tasks.pop() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn nonce_store(settings: &NonceSettings) -> anyhow::Result<Arc<dyn NonceStore>> {
+    Ok(match &settings.redis_url {
+        Some(url) => Arc::new(RedisNonceStore::connect(&RedisNonceConfig::new(url.clone())).await.context("cannot reach Redis for the nonce store")?),
+        None => Arc::new(MemoryNonceStore::new(settings.capacity)),
+    })
+}
+
+/// Builds the data plane over `source`, loads the first snapshot (or records why not: the
+/// gateway then refuses traffic until the catalog answers) and starts following it.
+async fn data_plane(
+    config: &ServeConfig,
+    source: Arc<dyn CatalogSource>,
+    key: ed25519_dalek::VerifyingKey,
+    audit: AuditStore,
+) -> anyhow::Result<(Gateway, Vec<JoinHandle<()>>)> {
+    let runtime = Arc::new(Runtime::new(config.runtime.clone()).context("cannot start the plugin runtime")?);
+    let builder = Arc::new(AppBuilder::new(
+        Arc::clone(&runtime),
+        Arc::clone(&source),
+        Arc::new(MemoryKv::new()),
+        Arc::new(ReqwestHttp::default()),
+        config.catalog.backend_timeout_ms,
+    ));
+    let state = Arc::new(CatalogState::new(Duration::from_secs(config.sync.staleness_secs)));
+    let limiters = Arc::new(Limiters::new(config.limits.clone()));
+    let follower = Follower {
+        source: Arc::clone(&source),
+        key,
+        builder,
+        state: Arc::clone(&state),
+        gateway_id: config.gateway.gateway_id.clone(),
+        config: config.sync.clone(),
+    };
+    if let Err(e) = follower.load_snapshot().await {
+        tracing::error!(error = %e, "no catalog snapshot yet; refusing traffic until one loads");
+        state.mark_error(e);
+    }
+    let holders: Arc<dyn HolderDirectory> = match &config.holders {
+        Some(path) => Arc::new(FileHolders::read(path).map_err(anyhow::Error::msg)?),
+        None => Arc::new(FileHolders::default()),
+    };
+    let audit = AuditWriter::spawn(audit, config.audit.clone()).context("cannot start the audit writer")?;
+    let gateway = Gateway {
+        state: Arc::clone(&state),
+        runtime,
+        nonces: nonce_store(&config.nonces).await?,
+        limiters: Arc::clone(&limiters),
+        audit,
+        holders,
+        accesses: AccessReporter::spawn(source, config.gateway.gateway_id.clone()),
+        config: Arc::new(config.gateway.clone()),
+    };
+    let mut tasks = vec![tokio::spawn(follower.run()), limiters.spawn_pruner()];
+    // Rate limiters follow the enforced snapshot.
+    tasks.push(tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            if let Some(e) = state.load()
+                && seen != Some(e.version())
+            {
+                limiters.update(&e.snapshot);
+                seen = Some(e.version());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }));
+    Ok((gateway, tasks))
+}
+
+async fn listen(config: &ServeConfig, app: axum::Router, mut tasks: Vec<JoinHandle<()>>, gateway: Gateway, catalog: Option<Store>) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    }));
+    Ok(Running { addr, gateway, catalog, tasks })
+}
+
+/// `onecard serve`: the catalog (under `/catalog`) and the gateway in one process, on one
+/// database.
+pub async fn serve(config: &ServeConfig) -> anyhow::Result<Running> {
+    if let Some(parent) = Path::new(&config.database).parent()
+        && !config.database.contains("://")
+    {
+        std::fs::create_dir_all(parent).ok();
+    }
+    let store = Store::open(&config.database).await.context("cannot open the catalog database")?;
+    let ttl = chrono::Duration::seconds(i64::try_from(config.catalog.snapshot_ttl_secs).unwrap_or(3600));
+    let key = store.signing_key().await?.verifying_key();
+    let source: Arc<dyn CatalogSource> = Arc::new(LocalCatalog::new(store.clone(), ttl));
+    let audit = AuditStore::connect(&config.database, &config.gateway.gateway_id).await.context("cannot open the audit store")?;
+    let (gateway, tasks) = data_plane(config, source, key, audit).await?;
+    let api = onecard_catalog::api::ApiConfig { snapshot_ttl: ttl, ..Default::default() };
+    let app = router::router(gateway.clone()).nest("/catalog", onecard_catalog::api::router(store.clone(), &api));
+    listen(config, app, tasks, gateway, Some(store)).await
+}
+
+/// `onecard gateway`: a gateway alone against the catalog server at `catalog_url`.
+pub async fn gateway(config: &ServeConfig) -> anyhow::Result<Running> {
+    let url = config.catalog.url.as_deref().context("no catalog URL (--catalog or [catalog] url)")?;
+    let token = config.catalog.token.as_deref().context("no catalog token ([catalog] token or ONECARD_CATALOG_TOKEN)")?;
+    let key_text = match &config.catalog.public_key {
+        Some(k) => k.clone(),
+        None => {
+            tracing::warn!("no catalog public key pinned; trusting the key the catalog publishes");
+            onecard_catalog::client::RemoteCatalog::new(url, token).public_key().await?.public_key
+        }
+    };
+    let key = onecard_catalog::snapshot::parse_public_key(&key_text).context("the catalog public key is not a 32-byte Ed25519 key")?;
+    let source: Arc<dyn CatalogSource> = Arc::new(RemoteCatalog::new(url, token));
+    let audit = AuditStore::connect(&config.database, &config.gateway.gateway_id).await.context("cannot open the audit store")?;
+    let (gateway, tasks) = data_plane(config, source, key, audit).await?;
+    let app = router::router(gateway.clone());
+    listen(config, app, tasks, gateway, None).await
+}
