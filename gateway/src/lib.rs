@@ -9,4 +9,5 @@ pub mod bindings;
 pub mod capabilities;
 pub mod cli;
 pub mod credential;
+pub mod limits;
 pub mod runtime;
