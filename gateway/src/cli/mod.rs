@@ -1,5 +1,6 @@
 //! The `onecard` command line (clap): one subcommand module per area.
 
+mod audit;
 mod plugin;
 mod time;
 
@@ -24,6 +25,9 @@ pub enum Command {
     /// Card credentials for tests and demos: mint a QR token, generate keys.
     #[command(subcommand)]
     Card(crate::credential::cli::CardCommand),
+    /// The audit trail: verify its hash chain.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Exit codes: 0 success, 1 the action was refused or failed, 2 bad usage or an unusable plugin.
@@ -31,6 +35,7 @@ pub async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Card(cmd) => crate::credential::cli::run(cmd).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
         Command::Catalog(cmd) => match onecard_catalog::cli::run(*cmd).await {
             Ok(()) => 0,
             Err(e) => {
