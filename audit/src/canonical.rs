@@ -17,9 +17,11 @@
 //! JSON text of the column (never re-serialized), `outcome` is `allowed|refused|failed`. The
 //! first record of a chain has `prev_hash` = 64 zeros. Because `chain`, `seq` and `prev_hash`
 //! are inside the hash, an edited field, an edited hash, a deleted, inserted, reordered or moved
-//! record all break the chain at the first record concerned. Deleting records at the *tail*
-//! leaves a shorter valid chain: only comparing the reported head with one kept elsewhere
-//! (logs, `/health`, a signed checkpoint) shows it.
+//! record all break the chain at the first record concerned. Two things a chain alone cannot
+//! show: records cut off its *tail* leave a shorter valid chain, and the hash has no secret, so
+//! someone with write access who recomputes every hash after an edit leaves a valid chain with a
+//! different head. Both show only when the reported head is compared with one kept elsewhere
+//! (the writer's status, logs, a checkpoint held outside the database).
 //!
 //! The ledger digest of a record with ledger entries is
 //! `lowercase_hex(SHA-256(b"onecard-ledger\x00v1\x00" || count || entries))`, `count` an 8-byte

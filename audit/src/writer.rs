@@ -50,7 +50,8 @@ pub struct AuditWriter;
 
 impl AuditWriter {
     /// Spawns the writer task for `store`'s chain on the current tokio runtime. The task ends
-    /// when every handle is dropped, after writing what was queued.
+    /// when every handle and slot is dropped, after writing what was queued; call
+    /// [`AuditHandle::flush`] before shutting the runtime down so that nothing queued is lost.
     pub fn spawn(store: AuditStore, config: AuditConfig) -> Result<AuditHandle, AuditError> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);

@@ -1,5 +1,6 @@
 //! The `onecard` command line (clap): one subcommand module per area.
 
+mod audit;
 mod plugin;
 mod serve;
 mod time;
@@ -29,6 +30,9 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Run a gateway alone against a catalog server.
     Gateway(serve::GatewayArgs),
+    /// The audit trail: verify its hash chain.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Exit codes: 0 success, 1 the action was refused or failed, 2 bad usage or an unusable plugin.
@@ -38,6 +42,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Card(cmd) => crate::credential::cli::run(cmd).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Gateway(args) => serve::gateway(args).await,
+        Command::Audit(cmd) => audit::run(cmd).await,
         Command::Catalog(cmd) => match onecard_catalog::cli::run(*cmd).await {
             Ok(()) => 0,
             Err(e) => {
