@@ -421,3 +421,20 @@ fn concurrent_checks_never_admit_more_than_the_limit() {
     // Refused requests gave back whatever they took: the channel counted exactly 30.
     assert_eq!(admitted(&l, &key("c1", None, None)).remaining, 50 - 30 - 1);
 }
+
+#[test]
+fn the_production_limiters_are_shareable_and_use_the_real_clock() {
+    fn shareable<T: Send + Sync + 'static>(_: &T) {}
+    let l: Arc<Limiters> = Arc::new(Limiters::new(LimitsConfig::default()));
+    shareable(&l);
+    l.update(&snapshot(vec![app(limits(Some(1), None, None, None))]));
+    assert_eq!(admitted_real(&l).remaining, 0);
+    let r = l.check(&key("c1", None, None)).expect_err("refused");
+    assert_eq!((r.level, r.limit), (Level::Channel, 1));
+    assert!(r.retry_after <= Duration::from_secs(60));
+    assert!(format!("{l:?}").contains("tracked_keys: 1"), "{l:?}");
+}
+
+fn admitted_real(l: &Limiters) -> LimitStatus {
+    l.check(&key("c1", None, None)).expect("admitted").expect("a limit applies")
+}
