@@ -3,12 +3,13 @@
 //! trusted issuer, cards in every status, and consents; `onecard serve` started on a loopback
 //! port; helpers to sign requests, mint card tokens and read the audit trail.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use onecard_audit::{AuditStore, RecordFields};
 use onecard_catalog::Store;
-use onecard_catalog::model::KeyAlgorithm;
+use onecard_catalog::model::{Application, CardStatusPolicy, Filing, Grant, GrantStatus, KeyAlgorithm};
+use onecard_catalog::workflow::FilingState;
 use onecard_catalog::roles::{Principal, Role};
 use onecard_gateway::auth::{RequestSigner, SigningKey};
 use onecard_gateway::credential::{CredentialClaims, IssuerSigningKey, mint};
@@ -266,19 +267,50 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// Another application filed online in the test city, granted to [`CHANNEL`] for every action
+/// its component describes.
+#[derive(Debug, Clone)]
+pub struct ExtraApp {
+    /// Application id.
+    pub id: String,
+    /// Path of its component (an `artifacts::` constant).
+    pub wasm: String,
+    /// Its configuration.
+    pub config: Value,
+    /// Backends: name → base URL (`settlement` is the settlement port).
+    pub backends: BTreeMap<String, String>,
+    /// Card-status policies by action (others get the default).
+    pub card_status_policy: BTreeMap<String, CardStatusPolicy>,
+}
+
 /// Settings of a test city.
 #[derive(Debug, Clone)]
 pub struct CityOptions {
-    /// Extra catalog TOML (policies …).
+    /// Extra catalog TOML (policies, consents …; cards are named `ssn:` + [`ssn_of`]).
     pub extra_catalog: String,
     /// Adjusts the server configuration.
     pub configure: fn(&mut ServeConfig),
+    /// More applications.
+    pub apps: Vec<ExtraApp>,
+    /// More holder attributes: card name → (scope, value).
+    pub holders: Vec<(&'static str, &'static str, String)>,
 }
 
 impl Default for CityOptions {
     fn default() -> Self {
-        CityOptions { extra_catalog: String::new(), configure: |_| {} }
+        CityOptions { extra_catalog: String::new(), configure: |_| {}, apps: Vec::new(), holders: Vec::new() }
     }
+}
+
+/// The SSN of test card `name` (for `ssn:` references in extra catalog TOML).
+pub fn ssn_of(name: &str) -> String {
+    let i = CARDS.iter().position(|(n, _, _)| *n == name).unwrap_or_else(|| panic!("no test card {name}"));
+    test_ssn(i as u32 + 1)
+}
+
+/// The names of the test cards.
+pub fn card_names() -> Vec<&'static str> {
+    CARDS.iter().map(|(n, _, _)| *n).collect()
 }
 
 impl TestCity {
@@ -310,6 +342,37 @@ impl TestCity {
         catalog.applications[0].filings[0].manifest = parks_manifest.clone();
         catalog.applications[1].filings[0].manifest = onecard_gateway::filing::manifest(hostile_plugin.info());
         catalog.applications[2].filings[0].manifest = parks_manifest;
+        for extra in &options.apps {
+            let bytes = std::fs::read(&extra.wasm).unwrap_or_else(|e| panic!("read {}: {e}", extra.wasm));
+            let sha256 = store.put_artifact("test", &bytes).await.expect("upload artifact");
+            let plugin = crate::load(&runtime, &extra.wasm, &onecard_gateway::capabilities::Grants::all()).await;
+            let manifest = onecard_gateway::filing::manifest(plugin.info());
+            catalog.grants.push(Grant {
+                channel: CHANNEL.into(),
+                application: extra.id.clone(),
+                actions: manifest.actions.iter().map(|a| a.name.clone()).collect(),
+                not_before: "2026-01-01T00:00:00Z".parse().expect("time"),
+                not_after: "2036-01-01T00:00:00Z".parse().expect("time"),
+                status: GrantStatus::Active,
+            });
+            catalog.applications.push(Application {
+                id: extra.id.clone(),
+                name: extra.id.clone(),
+                scenario: extra.id.clone(),
+                department: "hz-parks".into(),
+                card_status_policy: extra.card_status_policy.clone(),
+                config: extra.config.clone(),
+                notice: None,
+                filings: vec![Filing {
+                    number: 1,
+                    state: FilingState::Online,
+                    sha256,
+                    capabilities: BTreeSet::new(),
+                    manifest,
+                    backends: extra.backends.clone(),
+                }],
+            });
+        }
         for app in &mut catalog.applications {
             app.filings[0].capabilities = app.filings[0].manifest.capabilities.clone();
         }
@@ -320,10 +383,14 @@ impl TestCity {
         for (i, (name, _, _)) in CARDS.iter().enumerate() {
             cards.insert(*name, store.card_ref(&test_ssn(i as u32 + 1)).await.expect("card ref"));
         }
-        let holders: serde_json::Map<String, Value> = [("senior", "76"), ("young", "25"), ("revoked", "70"), ("temporary", "40"), ("adult", "35")]
+        let mut holders: serde_json::Map<String, Value> = [("senior", "76"), ("young", "25"), ("revoked", "70"), ("temporary", "40"), ("adult", "35")]
             .into_iter()
             .map(|(name, age)| (cards[name].clone(), serde_json::json!({ "holder.age": age, "holder.name": "测试持卡人" })))
             .collect();
+        for (name, scope, value) in &options.holders {
+            let entry = holders.entry(cards[name].clone()).or_insert_with(|| serde_json::json!({}));
+            entry[*scope] = Value::String(value.clone());
+        }
         let holders_file = dir.path().join("holders.json");
         std::fs::write(&holders_file, Value::Object(holders).to_string()).expect("write holders");
         let mut config = ServeConfig::default();

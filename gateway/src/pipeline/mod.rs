@@ -154,7 +154,12 @@ impl Gateway {
                 Ok(_) => result,
                 Err(e) => {
                     tracing::error!(request_id, error = %e, "ledger and audit record not committed");
-                    Err(GatewayError::of(codes::AUDIT_UNAVAILABLE, format!("the decision could not be recorded: {e}; retry with the same idempotency key")))
+                    // The writer recorded the refusal under the same code (see onecard-audit).
+                    Err(match e.code() {
+                        "LEDGER_CONFLICT" => GatewayError::of(codes::LEDGER_CONFLICT, e.to_string()),
+                        "LEDGER_INVALID" => GatewayError::of(codes::LEDGER_INVALID, e.to_string()),
+                        _ => GatewayError::of(codes::AUDIT_UNAVAILABLE, format!("the decision could not be recorded: {e}; retry with the same idempotency key")),
+                    })
                 }
             }
         };
