@@ -33,7 +33,7 @@ const CARDS: &[(&str, &str, &str)] = &[
     ("sealed", "sealed", ""),
     ("locked", "normal", "social_locked = true"),
     ("revoked", "normal", ""),
-    ("adult", "normal", ""),
+    ("adult", "normal", "real_person = true"),
 ];
 
 /// The parks application's configuration: one venue open all day (tests run at any hour).
