@@ -216,6 +216,125 @@ not_after = "2036-01-01T00:00:00Z"
     )
 }
 
+/// What [`file_test_catalog`] made: the keys and card references of the test city.
+#[derive(Debug)]
+pub struct CityKeys {
+    /// The key of [`CHANNEL`] (and [`STRANGER`]).
+    pub channel_key: SigningKey,
+    /// The trusted issuer's key (`test-issuer`).
+    pub issuer_key: SigningKey,
+    /// Card references by name.
+    pub cards: HashMap<&'static str, String>,
+    /// The holder-data file written into `dir`.
+    pub holders_file: std::path::PathBuf,
+}
+
+/// Files the test city's catalog into `store` (SQLite or PostgreSQL): uploads the components,
+/// applies the catalog, writes the holder-data file into `dir`.
+pub async fn file_test_catalog(store: &Store, dir: &std::path::Path, wasm: &str, options: &CityOptions) -> CityKeys {
+        let bytes = std::fs::read(wasm).expect("read the parks component");
+        let sha256 = store.put_artifact("test", &bytes).await.expect("upload artifact");
+        let hostile = std::fs::read(crate::artifacts::HOSTILE).expect("read the hostile component");
+        let hostile_sha = store.put_artifact("test", &hostile).await.expect("upload artifact");
+
+        let channel_key = SigningKey::generate(KeyAlgorithm::Ed25519);
+        let issuer_key = SigningKey::generate(KeyAlgorithm::Ed25519);
+        let toml = catalog_toml(
+            &sha256,
+            &hostile_sha,
+            &channel_key.public_key_base64().expect("public key"),
+            &issuer_key.public_key_base64().expect("public key"),
+            &options.extra_catalog,
+        );
+        let mut catalog = onecard_catalog::declarative::parse(&toml).expect("test catalog parses");
+        let runtime = crate::runtime();
+        let plugin = crate::load(&runtime, wasm, &onecard_gateway::capabilities::Grants::all()).await;
+        let parks_manifest = onecard_gateway::filing::manifest(plugin.info());
+        let hostile_plugin = crate::load(&runtime, crate::artifacts::HOSTILE, &onecard_gateway::capabilities::Grants::all()).await;
+        catalog.applications[0].config = serde_json::from_str(PARKS_CONFIG).expect("parks config");
+        catalog.applications[0].filings[0].manifest = parks_manifest.clone();
+        catalog.applications[1].filings[0].manifest = onecard_gateway::filing::manifest(hostile_plugin.info());
+        catalog.applications[2].filings[0].manifest = parks_manifest;
+        for extra in &options.apps {
+            let bytes = std::fs::read(&extra.wasm).unwrap_or_else(|e| panic!("read {}: {e}", extra.wasm));
+            let sha256 = store.put_artifact("test", &bytes).await.expect("upload artifact");
+            let plugin = crate::load(&runtime, &extra.wasm, &onecard_gateway::capabilities::Grants::all()).await;
+            let manifest = onecard_gateway::filing::manifest(plugin.info());
+            catalog.grants.push(Grant {
+                channel: CHANNEL.into(),
+                application: extra.id.clone(),
+                actions: manifest.actions.iter().map(|a| a.name.clone()).collect(),
+                not_before: "2026-01-01T00:00:00Z".parse().expect("time"),
+                not_after: "2036-01-01T00:00:00Z".parse().expect("time"),
+                status: GrantStatus::Active,
+            });
+            catalog.applications.push(Application {
+                id: extra.id.clone(),
+                name: extra.id.clone(),
+                scenario: extra.id.clone(),
+                department: "hz-parks".into(),
+                card_status_policy: extra.card_status_policy.clone(),
+                config: extra.config.clone(),
+                notice: None,
+                filings: vec![Filing {
+                    number: 1,
+                    state: FilingState::Online,
+                    sha256,
+                    capabilities: BTreeSet::new(),
+                    manifest,
+                    backends: extra.backends.clone(),
+                }],
+            });
+        }
+        for app in &mut catalog.applications {
+            app.filings[0].capabilities = app.filings[0].manifest.capabilities.clone();
+        }
+        let admin = Principal { name: "test-admin".into(), role: Role::ProvinceAdmin, department: None, city: None, channel: None };
+        onecard_catalog::service::apply(store, &admin, catalog, false, &|_| None).await.expect("apply the test catalog");
+
+        let mut cards = HashMap::new();
+        for (i, (name, _, _)) in CARDS.iter().enumerate() {
+            cards.insert(*name, store.card_ref(&test_ssn(i as u32 + 1)).await.expect("card ref"));
+        }
+        let mut holders: serde_json::Map<String, Value> = [("senior", "76"), ("young", "25"), ("revoked", "70"), ("temporary", "40"), ("adult", "35")]
+            .into_iter()
+            .map(|(name, age)| (cards[name].clone(), serde_json::json!({ "holder.age": age, "holder.name": "测试持卡人" })))
+            .collect();
+        for (name, scope, value) in &options.holders {
+            let entry = holders.entry(cards[name].clone()).or_insert_with(|| serde_json::json!({}));
+            entry[*scope] = Value::String(value.clone());
+        }
+        let holders_file = dir.join("holders.json");
+        std::fs::write(&holders_file, Value::Object(holders).to_string()).expect("write holders");
+    CityKeys { channel_key, issuer_key, cards, holders_file }
+}
+
+/// Sends `body` to the gateway at `base`, signed by `signer` with `timestamp` and `nonce`.
+#[allow(clippy::too_many_arguments)]
+pub async fn send_signed(
+    http: &reqwest::Client,
+    base: &str,
+    signer: &RequestSigner,
+    app: &str,
+    action: &str,
+    body: &Value,
+    timestamp: u64,
+    nonce: &str,
+) -> Answer {
+    let path = format!("/v1/apps/{app}/actions/{action}");
+    let bytes = serde_json::to_vec(body).expect("json");
+    let sig = signer.sign_at("POST", &path, &bytes, timestamp, nonce);
+    let mut request = http.post(format!("{base}{path}")).body(bytes).header("content-type", "application/json");
+    for (name, value) in sig.pairs() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("gateway answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    Answer { status, headers, body }
+}
+
 /// A running test city.
 #[derive(Debug)]
 pub struct TestCity {
@@ -319,80 +438,7 @@ impl TestCity {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = dir.path().join("city.db").display().to_string();
         let store = Store::open(&database).await.expect("open catalog");
-        let bytes = std::fs::read(wasm).expect("read the parks component");
-        let sha256 = store.put_artifact("test", &bytes).await.expect("upload artifact");
-        let hostile = std::fs::read(crate::artifacts::HOSTILE).expect("read the hostile component");
-        let hostile_sha = store.put_artifact("test", &hostile).await.expect("upload artifact");
-
-        let channel_key = SigningKey::generate(KeyAlgorithm::Ed25519);
-        let issuer_key = SigningKey::generate(KeyAlgorithm::Ed25519);
-        let toml = catalog_toml(
-            &sha256,
-            &hostile_sha,
-            &channel_key.public_key_base64().expect("public key"),
-            &issuer_key.public_key_base64().expect("public key"),
-            &options.extra_catalog,
-        );
-        let mut catalog = onecard_catalog::declarative::parse(&toml).expect("test catalog parses");
-        let runtime = crate::runtime();
-        let plugin = crate::load(&runtime, wasm, &onecard_gateway::capabilities::Grants::all()).await;
-        let parks_manifest = onecard_gateway::filing::manifest(plugin.info());
-        let hostile_plugin = crate::load(&runtime, crate::artifacts::HOSTILE, &onecard_gateway::capabilities::Grants::all()).await;
-        catalog.applications[0].config = serde_json::from_str(PARKS_CONFIG).expect("parks config");
-        catalog.applications[0].filings[0].manifest = parks_manifest.clone();
-        catalog.applications[1].filings[0].manifest = onecard_gateway::filing::manifest(hostile_plugin.info());
-        catalog.applications[2].filings[0].manifest = parks_manifest;
-        for extra in &options.apps {
-            let bytes = std::fs::read(&extra.wasm).unwrap_or_else(|e| panic!("read {}: {e}", extra.wasm));
-            let sha256 = store.put_artifact("test", &bytes).await.expect("upload artifact");
-            let plugin = crate::load(&runtime, &extra.wasm, &onecard_gateway::capabilities::Grants::all()).await;
-            let manifest = onecard_gateway::filing::manifest(plugin.info());
-            catalog.grants.push(Grant {
-                channel: CHANNEL.into(),
-                application: extra.id.clone(),
-                actions: manifest.actions.iter().map(|a| a.name.clone()).collect(),
-                not_before: "2026-01-01T00:00:00Z".parse().expect("time"),
-                not_after: "2036-01-01T00:00:00Z".parse().expect("time"),
-                status: GrantStatus::Active,
-            });
-            catalog.applications.push(Application {
-                id: extra.id.clone(),
-                name: extra.id.clone(),
-                scenario: extra.id.clone(),
-                department: "hz-parks".into(),
-                card_status_policy: extra.card_status_policy.clone(),
-                config: extra.config.clone(),
-                notice: None,
-                filings: vec![Filing {
-                    number: 1,
-                    state: FilingState::Online,
-                    sha256,
-                    capabilities: BTreeSet::new(),
-                    manifest,
-                    backends: extra.backends.clone(),
-                }],
-            });
-        }
-        for app in &mut catalog.applications {
-            app.filings[0].capabilities = app.filings[0].manifest.capabilities.clone();
-        }
-        let admin = Principal { name: "test-admin".into(), role: Role::ProvinceAdmin, department: None, city: None, channel: None };
-        onecard_catalog::service::apply(&store, &admin, catalog, false, &|_| None).await.expect("apply the test catalog");
-
-        let mut cards = HashMap::new();
-        for (i, (name, _, _)) in CARDS.iter().enumerate() {
-            cards.insert(*name, store.card_ref(&test_ssn(i as u32 + 1)).await.expect("card ref"));
-        }
-        let mut holders: serde_json::Map<String, Value> = [("senior", "76"), ("young", "25"), ("revoked", "70"), ("temporary", "40"), ("adult", "35")]
-            .into_iter()
-            .map(|(name, age)| (cards[name].clone(), serde_json::json!({ "holder.age": age, "holder.name": "测试持卡人" })))
-            .collect();
-        for (name, scope, value) in &options.holders {
-            let entry = holders.entry(cards[name].clone()).or_insert_with(|| serde_json::json!({}));
-            entry[*scope] = Value::String(value.clone());
-        }
-        let holders_file = dir.path().join("holders.json");
-        std::fs::write(&holders_file, Value::Object(holders).to_string()).expect("write holders");
+        let CityKeys { channel_key, issuer_key, cards, holders_file } = file_test_catalog(&store, dir.path(), wasm, &options).await;
         let mut config = ServeConfig::default();
         config.holders = Some(holders_file);
         config.listen = "127.0.0.1:0".into();
@@ -435,18 +481,7 @@ impl TestCity {
 
     /// Sends `body` to `app`/`action` signed by `signer` with `timestamp` and `nonce`.
     pub async fn send(&self, signer: &RequestSigner, app: &str, action: &str, body: &Value, timestamp: u64, nonce: &str) -> Answer {
-        let path = format!("/v1/apps/{app}/actions/{action}");
-        let bytes = serde_json::to_vec(body).expect("json");
-        let sig = signer.sign_at("POST", &path, &bytes, timestamp, nonce);
-        let mut request = self.http.post(format!("{}{path}", self.base)).body(bytes).header("content-type", "application/json");
-        for (name, value) in sig.pairs() {
-            request = request.header(name, value);
-        }
-        let response = request.send().await.expect("gateway answers");
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.json().await.unwrap_or(Value::Null);
-        Answer { status, headers, body }
+        send_signed(&self.http, &self.base, signer, app, action, body, timestamp, nonce).await
     }
 
     /// Sends `body` signed by the city's channel now with a fresh nonce.
