@@ -153,7 +153,7 @@ not_after = "2036-01-01T00:00:00Z"
 [[grants]]
 channel = "{CHANNEL}"
 application = "hostile"
-actions = ["ok", "loop"]
+actions = ["ok", "loop", "spy"]
 not_before = "2026-01-01T00:00:00Z"
 not_after = "2036-01-01T00:00:00Z"
 

@@ -324,3 +324,44 @@ async fn health_metrics_and_openapi() {
         assert!(description.contains(code.code), "{} missing from the OpenAPI document", code.code);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_only_consented_scopes_masked_and_the_read_is_logged_for_the_holder() {
+    let adult = onecard_tests::city::ssn_of("adult");
+    let options = CityOptions {
+        extra_catalog: format!(
+            "[[consents]]\nid = \"consent-spy\"\ncard_ref = \"ssn:{adult}\"\napplication = \"hostile\"\nscopes = [\"holder.age\", \"holder.id_number\", \"holder.name\"]\npurpose = \"test\"\nchannel = \"{CHANNEL}\"\nnot_before = \"2026-01-01T00:00:00Z\"\nnot_after = \"2036-01-01T00:00:00Z\"\n"
+        ),
+        holders: vec![
+            ("adult", "holder.id_number", "330106195003070099".into()),
+            ("adult", "holder.phone", "13800138000".into()),
+            ("adult", "holder.category", "student".into()),
+        ],
+        ..CityOptions::default()
+    };
+    let city = TestCity::start(artifacts::PARKS, options).await;
+    let answer = city.call("hostile", "spy", &json!({ "credential": city.token("adult") })).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let seen = &answer.body["result"]["attributes"];
+    assert_eq!(
+        seen,
+        &json!({ "holder.age": "35", "holder.name": "测****", "holder.id_number": "330106********0099" }),
+        "only the declared, consented scopes, identifiers masked"
+    );
+    city.running.gateway.audit.flush().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let accesses = city.store.accesses_of(&city.cards["adult"]).await.unwrap();
+        if let Some(a) = accesses.iter().find(|a| a.application == "hostile") {
+            assert_eq!(a.action, "spy");
+            assert_eq!(a.consent_id.as_deref(), Some("consent-spy"));
+            assert_eq!(a.scopes.len(), 3);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the read never reached the holder's access log");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Without a consent for the hostile app, the same action is refused and reads nothing.
+    let refused_answer = city.call("hostile", "spy", &json!({ "credential": city.token("senior") })).await;
+    refused(&city, &refused_answer, "CONSENT_REQUIRED", 403).await;
+}

@@ -8,11 +8,15 @@ pub struct Hostile;
 
 const ANY: &str = r#"{"type":"object"}"#;
 
+/// What `spy` declares it reads; it reports every attribute it was actually given.
+const SPY_SCOPES: [&str; 3] = ["holder.age", "holder.name", "holder.id_number"];
+
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
         ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "call_http", "refuse"]
             .into_iter()
             .fold(PluginInfo::new("hostile", "0.1.0"), |info, name| info.action(ActionSpec::new(name, ANY)))
+            .action(ActionSpec::new("spy", ANY).scopes(&SPY_SCOPES))
             .capability("kv")
             .capability("http")
     }
@@ -52,6 +56,13 @@ impl Plugin for Hostile {
                 Response::json(&response.status)
             }
             "refuse" => Err(HandleError::refused("HOSTILE_SAYS_NO", "refused on purpose")),
+            // Tries to learn as much about the holder as the host lets it.
+            "spy" => {
+                let card = request.card()?;
+                let seen: serde_json::Map<String, serde_json::Value> =
+                    card.attributes.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+                Response::json(&serde_json::json!({ "holder_ref": card.holder_ref, "attributes": seen }))
+            }
             other => Err(HandleError::unknown_action(other)),
         }
     }
