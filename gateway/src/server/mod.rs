@@ -241,20 +241,20 @@ async fn data_plane(
         accesses: AccessReporter::spawn(source, config.gateway.gateway_id.clone()),
         config: Arc::new(config.gateway.clone()),
     };
-    let mut tasks = vec![tokio::spawn(follower.run()), limiters.spawn_pruner()];
-    // Rate limiters follow the enforced snapshot.
-    tasks.push(tokio::spawn(async move {
-        let mut seen = None;
-        loop {
-            if let Some(e) = state.load()
-                && seen != Some(e.version())
-            {
+    // Rate limiters follow the enforced snapshot: built now from the first one, rebuilt on
+    // every swap.
+    let mut versions = state.subscribe();
+    if let Some(e) = state.load() {
+        limiters.update(&e.snapshot);
+    }
+    let limiter_updates = tokio::spawn(async move {
+        while versions.changed().await.is_ok() {
+            if let Some(e) = state.load() {
                 limiters.update(&e.snapshot);
-                seen = Some(e.version());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }));
+    });
+    let tasks = vec![tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates];
     Ok((gateway, tasks))
 }
 

@@ -48,6 +48,7 @@ pub struct CatalogState {
     current: ArcSwapOption<Enforced>,
     health: Mutex<Health>,
     staleness: Duration,
+    version: tokio::sync::watch::Sender<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -66,7 +67,12 @@ pub struct Staleness {
 impl CatalogState {
     /// An empty state that refuses traffic until the first snapshot is loaded.
     pub fn new(staleness: Duration) -> Self {
-        CatalogState { current: ArcSwapOption::empty(), health: Mutex::new(Health::default()), staleness }
+        CatalogState {
+            current: ArcSwapOption::empty(),
+            health: Mutex::new(Health::default()),
+            staleness,
+            version: tokio::sync::watch::channel(-1).0,
+        }
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -80,8 +86,16 @@ impl CatalogState {
 
     /// Swaps in a new state and records a successful sync.
     pub fn store(&self, enforced: Enforced) {
+        let version = enforced.version();
         self.current.store(Some(Arc::new(enforced)));
         self.mark_ok();
+        self.version.send_replace(version);
+    }
+
+    /// Sees the version each time a new state is swapped in (for what derives from the
+    /// snapshot, like the rate limiters).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.version.subscribe()
     }
 
     /// Records a successful contact with the catalog.
