@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
-use crate::capabilities::kv::MemoryKv;
+use crate::capabilities::kv::{KvBackend, MemoryKv, RedisKv, RedisKvConfig};
 use crate::capabilities::outbound::ReqwestHttp;
 use crate::enforced::AppBuilder;
 use crate::holders::{FileHolders, HolderDirectory};
@@ -62,6 +62,10 @@ pub struct ServeConfig {
     /// Replay caches.
     #[serde(default)]
     pub nonces: NonceSettings,
+    /// Plugins' key-value state: in memory (one gateway) unless `[kv] url` names a Redis shared
+    /// by the city's gateways.
+    #[serde(default)]
+    pub kv: Option<RedisKvConfig>,
     /// Catalog settings.
     #[serde(default)]
     pub catalog: CatalogSettings,
@@ -205,10 +209,14 @@ async fn data_plane(
     audit: AuditStore,
 ) -> anyhow::Result<(Gateway, Vec<JoinHandle<()>>)> {
     let runtime = Arc::new(Runtime::new(config.runtime.clone()).context("cannot start the plugin runtime")?);
+    let kv: Arc<dyn KvBackend> = match &config.kv {
+        Some(redis) => Arc::new(RedisKv::connect(redis).await.map_err(|e| anyhow::anyhow!("cannot reach Redis for plugin state: {e}"))?),
+        None => Arc::new(MemoryKv::new()),
+    };
     let builder = Arc::new(AppBuilder::new(
         Arc::clone(&runtime),
         Arc::clone(&source),
-        Arc::new(MemoryKv::new()),
+        kv,
         Arc::new(ReqwestHttp::default()),
         config.catalog.backend_timeout_ms,
     ));

@@ -3,9 +3,10 @@
 //!
 //! The namespace is the catalog application id and is fixed by the host: a plugin cannot name
 //! another application's keys. Backends: [`MemoryKv`] (one gateway: the embedded default, the CLI
-//! and tests); state shared by several gateways goes to Redis (issue 4).
+//! and tests); state shared by several gateways goes to Redis ([`RedisKv`]).
 
 mod memory;
+mod redis;
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use super::meter::{Metered, MeteredData};
 use crate::bindings::onecard::plugin::kv::{Host, KvError, add_to_linker};
 
 pub use memory::MemoryKv;
+pub use self::redis::{RedisKv, RedisKvConfig};
 
 /// Size limits of keys and values.
 #[derive(Debug, Clone, Deserialize, Serialize)]
