@@ -186,9 +186,7 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
     assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
     let admin_token = text(&init.stdout).lines().last().expect("the token line").trim().to_owned();
 
-    let mut config = ServeConfig::default();
-    config.listen = "127.0.0.1:0".into();
-    config.database = db.clone();
+    let mut config = ServeConfig { listen: "127.0.0.1:0".into(), database: db.clone(), ..ServeConfig::default() };
     config.sync.wait_ms = 1000;
     let running = onecard_gateway::server::serve(&config).await.expect("onecard serve");
     let base = format!("http://{}", running.addr);
