@@ -2,6 +2,8 @@
 
 mod audit;
 mod plugin;
+mod plugin_build;
+mod plugin_new;
 mod serve;
 mod time;
 
@@ -17,7 +19,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Inspect plugins and run their actions locally.
+    /// Write plugins: create a crate, build and check the component, inspect it, run its actions locally.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
     /// The province catalog: initialise, apply and export declarative TOML, serve the admin API.

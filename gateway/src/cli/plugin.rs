@@ -1,5 +1,6 @@
-//! `onecard plugin inspect` and `onecard plugin run`: what a department uses to look at and try a
-//! plugin before filing it.
+//! `onecard plugin new|build|inspect|run`: the plugin author's loop — create a crate from the
+//! template, build the component and print what to file, look at it and try its actions before
+//! filing it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use crate::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Create a plugin crate from the template: manifest, schema, one action and its native tests.
+    New(super::plugin_new::NewArgs),
+    /// Build the crate's component, check plugin.toml against it, print its hash and the filing.
+    Build(super::plugin_build::BuildArgs),
     /// Print a plugin's id, version, SHA-256, WIT version, imports and actions with their schemas.
     Inspect {
         /// The plugin component (`.wasm`).
@@ -86,6 +91,30 @@ pub struct RunArgs {
 
 pub async fn run(cmd: PluginCommand) -> i32 {
     let result = match cmd {
+        PluginCommand::New(args) => {
+            return match super::plugin_new::create(&args) {
+                Ok(message) => {
+                    print!("{message}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+            };
+        }
+        PluginCommand::Build(args) => {
+            return match super::plugin_build::build(&args).await {
+                Ok(report) => {
+                    println!("{report}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    e.exit_code()
+                }
+            };
+        }
         PluginCommand::Inspect { file, json } => inspect(file, json).await,
         PluginCommand::Run(args) => run_action(*args).await,
     };
