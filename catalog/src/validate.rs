@@ -345,8 +345,13 @@ fn check_application(ck: &mut Checker, c: &Catalog, i: usize, a: &Application) {
                 ck.at(s, i, &a.id, format!("{place}capability {cap:?} is granted but the manifest does not ask for it"));
             }
         }
-        if !f.backends.is_empty() && !f.capabilities.contains(&Capability::Http) {
-            ck.at(s, i, &a.id, format!("{place}backends are declared but the http capability is not granted"));
+        // The backend named `settlement` is the payments capability's settlement port (the
+        // gateway's `SETTLEMENT_BACKEND`); every other backend is reached by `http`.
+        for name in f.backends.keys() {
+            let (needed, what) = if name == SETTLEMENT_BACKEND { (Capability::Payments, "payments") } else { (Capability::Http, "http") };
+            if !f.capabilities.contains(&needed) {
+                ck.at(s, i, &a.id, format!("{place}backend {name} is declared but the {what} capability is not granted"));
+            }
         }
         for (name, url) in &f.backends {
             ck.check(s, i, &a.id, ids::validate_slug("backend name", name).map_err(|e| place.clone() + &e));
@@ -468,9 +473,34 @@ fn check_policies(ck: &mut Checker, c: &Catalog) {
     }
 }
 
+/// The backend name of an application's settlement port (used by the payments capability).
+pub const SETTLEMENT_BACKEND: &str = "settlement";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_settlement_backend_needs_payments_and_others_need_http() {
+        let mut c = crate::declarative::parse(crate::testing::EXAMPLE).expect("example");
+        // The registry's `ssn:` references are resolved by `apply`, not here.
+        c.cards.clear();
+        c.consents.clear();
+        validate(&c, &|_| true).expect("the example is valid");
+        let subsidy = c.application_mut("subsidy").expect("subsidy").filings.get_mut(0).expect("filing");
+        assert!(!subsidy.capabilities.contains(&Capability::Http) && subsidy.capabilities.contains(&Capability::Payments));
+        subsidy.backends.insert("settlement".into(), "http://127.0.0.1:7301/bank".into());
+        validate(&c, &|_| true).expect("payments without http may name its settlement port");
+        let subsidy = c.application_mut("subsidy").expect("subsidy").filings.get_mut(0).expect("filing");
+        subsidy.backends.insert("registry".into(), "http://127.0.0.1:7301/x".into());
+        let problems = validate(&c, &|_| true).expect_err("http backend without http");
+        assert!(problems.iter().any(|p| p.message.contains("backend registry is declared but the http capability is not granted")), "{problems:?}");
+        let subsidy = c.application_mut("subsidy").expect("subsidy").filings.get_mut(0).expect("filing");
+        subsidy.backends.remove("registry");
+        subsidy.capabilities.remove(&Capability::Payments);
+        let problems = validate(&c, &|_| true).expect_err("settlement without payments");
+        assert!(problems.iter().any(|p| p.message.contains("backend settlement is declared but the payments capability")), "{problems:?}");
+    }
 
     #[test]
     fn overlap_counts_windows_live_at_once() {

@@ -1,87 +1,102 @@
-//! The example city: what `cargo run -p onecard-city` starts.
-//!
-//! Today it loads the city's parks plugin into the sandboxed runtime (built by the plugin
-//! artifacts crate, so no manual wasm step) and walks a morning at West Lake: a senior and a
-//! resident enter, a second entry without exit is refused, an exit, the daily capacity holds.
-//! The gateway's HTTP service joins here when the request path lands.
+//! `onecard-city`: start the example city (the default), or play the sample calls against a
+//! running one (`onecard-city calls`). Exit status 0, 1 when a sample call went otherwise than
+//! expected, 2 when the city could not start or the calls could not be made.
 #![forbid(unsafe_code)]
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use onecard_gateway::bindings::onecard::plugin::types::Request;
-use onecard_gateway::bindings::{Assurance, CardStatus, CardView};
-use onecard_gateway::capabilities::clock::ClockState;
-use onecard_gateway::capabilities::{AppEnv, Capability, Grants, HostState};
-use onecard_gateway::runtime::{Runtime, RuntimeConfig, sha256_hex};
-use serde_json::Value;
+use clap::{Parser, Subcommand};
+use onecard_city::{CityError, CityOptions, calls, paths};
 
-const CONFIG: &str = include_str!("../parks-config.json");
-/// 2026-11-23 10:00 in China.
-const MORNING_MS: i64 = 1_795_399_200_000;
+/// The example city: the five applications filed and online, the sandbox test doubles, and
+/// `onecard serve` — then what to try next.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The gateway configuration.
+    #[arg(long, global = true, default_value_os_t = paths::config_file())]
+    config: PathBuf,
+    /// The data folder (catalog database, holder data, card references). Default: the
+    /// configuration's, `.onecard/` at the repository root.
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Overrides the configuration's listen address.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where the sandbox test doubles listen (the filed backends name this address).
+    #[arg(long, default_value = onecard_city::sandbox::DEFAULT_LISTEN)]
+    sandbox_listen: SocketAddr,
+}
 
-fn card(holder: &str, age: &str) -> CardView {
-    CardView {
-        holder_ref: holder.into(),
-        status: CardStatus::Normal,
-        financial_locked: false,
-        assurance: Assurance::RealCard,
-        issuing_region: "330106".into(),
-        attributes: vec![("holder.age".into(), age.into())],
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Play the sample calls against a running city through the venue client.
+    Calls {
+        /// The gateway.
+        #[arg(long, default_value = "http://127.0.0.1:7300")]
+        gateway: String,
+    },
+}
+
+async fn serve(args: Args) -> Result<ExitCode, CityError> {
+    let options = CityOptions { config: args.config, data_dir: args.data, listen: args.listen, sandbox_listen: args.sandbox_listen };
+    println!("starting the example city: filing the plugins, starting the sandbox and the gateway…");
+    let city = onecard_city::start(&options).await?;
+    println!("{}", onecard_city::banner::banner(&city));
+    tokio::signal::ctrl_c().await.map_err(|e| CityError::Serve(e.to_string()))?;
+    println!("stopping");
+    city.running.gateway.audit.flush().await.map_err(|e| CityError::Serve(e.to_string()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn play(args: Args, gateway: String) -> Result<ExitCode, CityError> {
+    let options = CityOptions { config: args.config, data_dir: args.data, ..CityOptions::default() };
+    let cards = onecard_city::city::read_card_refs(&onecard_city::city::data_dir(&options)?)?;
+    println!("a morning in the city, against {gateway}:\n");
+    let steps = calls::run(&calls::Setup { gateway, cards }, &mut |step| println!("{}", calls::describe(step))).await?;
+    let off: Vec<_> = steps.iter().filter(|s| !s.as_expected()).collect();
+    if off.is_empty() {
+        println!("all {} calls decided as expected. The audit trail: cargo run -q -p onecard-gateway --bin onecard -- audit verify --database <the city's database>", steps.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{} of {} calls were decided otherwise than expected (see ✘ above)", off.len(), steps.len());
+        Ok(ExitCode::from(1))
     }
 }
 
 #[tokio::main]
-async fn main() {
-    let parks = onecard_plugin_artifacts::PARKS;
-    let runtime = Runtime::new(RuntimeConfig { max_instances: 16, ..RuntimeConfig::default() }).expect("start the runtime");
-    let bytes = std::fs::read(parks).expect("the parks plugin was built");
-    let sha = sha256_hex(&bytes);
-    let plugin = runtime.load(&bytes, &sha, &Grants::of([Capability::Kv])).await.expect("load the parks plugin");
-    println!("onecard example city — parks plugin {} {} (sha256 {sha})", plugin.info().id, plugin.info().version);
-    println!("a morning at West Lake (capacity 2 a day), each decision on a fresh sandboxed instance:\n");
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
+    let args = Args::parse();
+    let result = match &args.command {
+        Some(Command::Calls { gateway }) => {
+            let gateway = gateway.clone();
+            play(args, gateway).await
+        }
+        None => serve(args).await,
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error {}: {e}", e.code());
+        ExitCode::from(2)
+    })
+}
 
-    let env = AppEnv::in_memory("hz-parks");
-    let steps = [
-        ("enter", "alice", "67", "idem-1"),
-        ("enter", "bob", "35", "idem-2"),
-        ("enter", "alice", "67", "idem-3"),
-        ("exit", "alice", "67", "idem-4"),
-        ("enter", "carol", "41", "idem-5"),
-    ];
-    for (action, holder, age, key) in steps {
-        let request = Request {
-            app: "hz-parks".into(),
-            action: action.into(),
-            request_id: key.into(),
-            channel: "3300000001".into(),
-            venue: Some("west-lake".into()),
-            terminal: Some("WL-G1".into()),
-            params: "{}".into(),
-            config: CONFIG.into(),
-            card: Some(card(holder, age)),
-            idempotency_key: key.into(),
-        };
-        let state = HostState::new(&env, runtime.instance_limits(), key, request.card.clone(), ClockState::fixed(MORNING_MS));
-        let invocation = plugin.handle(state, &request, Duration::from_millis(100)).await;
-        let outcome = match invocation.result {
-            Ok(response) => {
-                let body: Value = serde_json::from_str(&response.body).unwrap_or_default();
-                match body["entitlement"]["kind"].as_str() {
-                    Some(kind) => format!("admitted ({kind}, admission #{} today)", body["admitted_today"]),
-                    None => "left".to_string(),
-                }
-            }
-            Err(error) => format!("refused {} — {}", error.code(), error.message()),
-        };
-        println!("  {holder:6} {action:6} -> {outcome}   [{} µs]", invocation.elapsed.as_micros());
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+        let args = Args::try_parse_from(["onecard-city", "calls", "--data", "/tmp/d"]).expect("calls");
+        assert!(matches!(args.command, Some(Command::Calls { ref gateway }) if gateway == "http://127.0.0.1:7300"));
+        assert_eq!(args.data, Some(PathBuf::from("/tmp/d")));
+        assert!(Args::try_parse_from(["onecard-city", "--sandbox-listen", "nowhere"]).is_err());
     }
-
-    let onecard = std::env::current_exe().ok().and_then(|p| Some(p.parent()?.join("onecard"))).filter(|p| p.exists());
-    let onecard = onecard.map_or("cargo run -p onecard-gateway --bin onecard --".to_string(), |p| p.display().to_string());
-    println!("\nTry it yourself:");
-    println!("  {onecard} plugin inspect {parks}");
-    println!(
-        "  {onecard} plugin run {parks} --action enter --config-file examples/city/parks-config.json \\\n      --venue west-lake --terminal WL-G1 --holder alice --attr holder.age=67 --state /tmp/parks-state.json"
-    );
-    println!("  (run the same command twice: the second entry without exit is refused with ALREADY_INSIDE)");
 }
