@@ -398,10 +398,8 @@ impl TestCity {
         }
         let holders_file = dir.path().join("holders.json");
         std::fs::write(&holders_file, Value::Object(holders).to_string()).expect("write holders");
-        let mut config = ServeConfig::default();
-        config.holders = Some(holders_file);
-        config.listen = "127.0.0.1:0".into();
-        config.database = database.clone();
+        let mut config =
+            ServeConfig { holders: Some(holders_file), listen: "127.0.0.1:0".into(), database: database.clone(), ..ServeConfig::default() };
         config.runtime.cache_dir = Some(crate::cache_dir());
         config.sync.wait_ms = 1000;
         (options.configure)(&mut config);

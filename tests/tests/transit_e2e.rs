@@ -12,6 +12,7 @@
 //! The gateway runs on real time. The service day starts twelve hours from the test's start (the
 //! boundary is configurable), so a day of taps never straddles two service days, whatever the
 //! hour the test runs at; repeated taps are all within the replay window (five minutes).
+#![allow(clippy::unwrap_used, reason = "test helpers too: a panic is the failure report (clippy.toml covers #[test] fns only)")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -243,6 +244,16 @@ async fn card_ref(transit: &Transit, ssn: &str) -> String {
     transit.city.store.card_ref(ssn).await.unwrap()
 }
 
+/// A refusal at the gate: its code, the tap, and the HTTP status.
+struct GateCase {
+    code: &'static str,
+    action: &'static str,
+    card: String,
+    station: Option<&'static str>,
+    terminal: Option<&'static str>,
+    status: u16,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refusal_has_its_code_and_changes_nothing() {
     let t = Transit::start(false).await;
@@ -250,19 +261,20 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
     let no_account = card_ref(&t, &NO_ACCOUNT_SSN).await;
 
     // Refusals at the gate.
-    let cases: [(&str, &str, &str, Option<&str>, Option<&str>, u16); 6] = [
-        ("STATION_REQUIRED", "tap_in", "young", None, None, 400),
-        ("STATION_UNKNOWN", "tap_in", "young", Some("s99"), Some("s99-G1"), 400),
-        ("TERMINAL_NOT_ALLOWED", "tap_in", "young", Some("s01"), Some("s01-G9"), 422),
-        ("CARD_FINANCIAL_LOCKED", "tap_in", &locked, Some("s02"), None, 422),
-        ("FINANCIAL_ACCOUNT_MISSING", "tap_in", &no_account, Some("s02"), None, 422),
-        ("FINANCIAL_ACCOUNT_MISSING", "tap_out", &no_account, Some("s03"), None, 422),
+    let gate = |code, action, card: &str, station, terminal, status| GateCase { code, action, card: card.to_string(), station, terminal, status };
+    let cases = [
+        gate("STATION_REQUIRED", "tap_in", "young", None, None, 400),
+        gate("STATION_UNKNOWN", "tap_in", "young", Some("s99"), Some("s99-G1"), 400),
+        gate("TERMINAL_NOT_ALLOWED", "tap_in", "young", Some("s01"), Some("s01-G9"), 422),
+        gate("CARD_FINANCIAL_LOCKED", "tap_in", &locked, Some("s02"), None, 422),
+        gate("FINANCIAL_ACCOUNT_MISSING", "tap_in", &no_account, Some("s02"), None, 422),
+        gate("FINANCIAL_ACCOUNT_MISSING", "tap_out", &no_account, Some("s03"), None, 422),
     ];
-    for (code, action, card, station, terminal, status) in cases {
-        let before = t.snapshot(card).await;
-        let answer = t.tap(action, card, station, terminal).await;
-        t.refused(&answer, code, status).await;
-        assert_eq!(t.snapshot(card).await, before, "{code} ({action}) changed something");
+    for c in cases {
+        let before = t.snapshot(&c.card).await;
+        let answer = t.tap(c.action, &c.card, c.station, c.terminal).await;
+        t.refused(&answer, c.code, c.status).await;
+        assert_eq!(t.snapshot(&c.card).await, before, "{} ({}) changed something", c.code, c.action);
     }
 
     // NO_ARREARS: a holder who owes nothing.
