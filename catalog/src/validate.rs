@@ -11,7 +11,7 @@ use crate::catalog::{Catalog, policy_key};
 use crate::error::Error;
 use crate::ids;
 use crate::model::{
-    Application, CardStatus, Capability, KeyAlgorithm, Limits, PolicyScope, Timestamp,
+    Application, CardStatus, Capability, KeyAlgorithm, Limits, PolicyScope, SETTLEMENT_BACKEND, Timestamp,
 };
 
 /// One rule broken, at one place.
@@ -512,5 +512,57 @@ mod tests {
         assert_eq!(max_overlap(&[a, b, c]), 3);
         let d = (t("2026-01-01T00:00:00Z"), t("2028-01-01T00:00:00Z"));
         assert_eq!(max_overlap(&[a, d]), 1);
+    }
+
+    /// A catalog with one online application filed with `capabilities` and `backends`.
+    fn filed(capabilities: &str, backends: &str) -> Catalog {
+        let sha = "a".repeat(64);
+        crate::declarative::parse(&format!(
+            r#"
+[[provinces]]
+code = "33"
+name = "浙江省"
+
+[[cities]]
+code = "3301"
+name = "杭州市"
+
+[[departments]]
+id = "hz-civil"
+name = "杭州市民政局"
+city = "3301"
+
+[[applications]]
+id = "subsidy"
+name = "补贴发放"
+scenario = "subsidy"
+department = "hz-civil"
+
+[[applications.filings]]
+number = 1
+state = "online"
+sha256 = "{sha}"
+capabilities = {capabilities}
+backends = {backends}
+manifest = {{ plugin = "subsidy", version = "1.0.0", capabilities = ["http", "kv", "payments"], actions = [{{ name = "status" }}] }}
+"#
+        ))
+        .expect("parses")
+    }
+
+    fn problems(c: &Catalog) -> Vec<String> {
+        validate(c, &|_| true).err().unwrap_or_default().into_iter().map(|p| p.message).collect()
+    }
+
+    #[test]
+    fn the_settlement_backend_needs_payments_and_the_others_need_http() {
+        let bank = r#"{ settlement = "http://127.0.0.1:8088/bank" }"#;
+        let both = r#"{ settlement = "http://127.0.0.1:8088/bank", fares = "http://127.0.0.1:8088/fare" }"#;
+        assert_eq!(problems(&filed(r#"["kv", "payments"]"#, bank)), Vec::<String>::new(), "payments alone reach the settlement port");
+        assert_eq!(problems(&filed(r#"["http", "kv", "payments"]"#, both)), Vec::<String>::new());
+        let no_http = problems(&filed(r#"["kv", "payments"]"#, both));
+        assert!(no_http.len() == 1 && no_http[0].contains("http capability is not granted"), "{no_http:?}");
+        let no_payments = problems(&filed(r#"["http", "kv"]"#, bank));
+        assert!(no_payments.len() == 1 && no_payments[0].contains("payments capability is not granted"), "{no_payments:?}");
     }
 }

@@ -301,7 +301,11 @@ pub async fn file_test_catalog(store: &Store, dir: &std::path::Path, wasm: &str,
             .map(|(name, age)| (cards[name].clone(), serde_json::json!({ "holder.age": age, "holder.name": "测试持卡人" })))
             .collect();
         for (name, scope, value) in &options.holders {
-            let entry = holders.entry(cards[name].clone()).or_insert_with(|| serde_json::json!({}));
+            let card_ref = match name.strip_prefix("ssn:") {
+                Some(ssn) => store.card_ref(ssn).await.expect("card ref"),
+                None => cards[name].clone(),
+            };
+            let entry = holders.entry(card_ref).or_insert_with(|| serde_json::json!({}));
             entry[*scope] = Value::String(value.clone());
         }
         let holders_file = dir.join("holders.json");
@@ -411,7 +415,8 @@ pub struct CityOptions {
     pub configure: fn(&mut ServeConfig),
     /// More applications.
     pub apps: Vec<ExtraApp>,
-    /// More holder attributes: card name → (scope, value).
+    /// More holder attributes: card name → (scope, value). The name may also be `ssn:` + the SSN
+    /// of a card that `extra_catalog` registers (see [`TestCity::token_for`]).
     pub holders: Vec<(&'static str, &'static str, String)>,
 }
 
@@ -471,6 +476,13 @@ impl TestCity {
     /// A fresh credential for card `name`, issued now, valid 30 s.
     pub fn token(&self, name: &str) -> String {
         self.token_at(name, unix_now(), 30)
+    }
+
+    /// A fresh credential (issued now, valid 30 s) for the card `card_ref`: for cards that
+    /// `extra_catalog` registers (`city.store.card_ref(ssn)` gives their reference).
+    pub fn token_for(&self, card_ref: &str) -> String {
+        let claims = CredentialClaims::new(card_ref.to_owned(), "330100", unix_now(), 30);
+        mint(&self.issuer, &claims).expect("mint")
     }
 
     /// A credential for card `name` issued at `issued_at` valid `validity` seconds.

@@ -105,13 +105,17 @@ pub struct Filing {
     pub sha256: String,
     /// The filed manifest.
     pub manifest: Manifest,
-    /// Backends the plugin may reach over HTTP: name -> base URL.
+    /// Backends: name -> base URL. The one named [`SETTLEMENT_BACKEND`] is the settlement port
+    /// (reached by the payments capability); the others, by the http capability.
     #[serde(default)]
     pub backends: BTreeMap<String, String>,
     /// Capabilities granted (a subset of those the manifest asks for).
     #[serde(default)]
     pub capabilities: BTreeSet<Capability>,
 }
+
+/// The backend name whose URL is an application's settlement port (`POST {url}/settlements`).
+pub const SETTLEMENT_BACKEND: &str = "settlement";
 
 /// Which card statuses an action accepts (chosen policy of DOMAIN.md, per scenario).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -14,7 +14,7 @@ mod policy;
 mod venue;
 
 pub use application::{
-    ActionSpec, Application, Assurance, Capability, CardStatusPolicy, Filing, Manifest,
+    ActionSpec, Application, Assurance, Capability, CardStatusPolicy, Filing, Manifest, SETTLEMENT_BACKEND,
 };
 pub use card::{Card, CardStatus};
 pub use channel::{Channel, ChannelKey, ChannelKind, Grant, GrantStatus, KeyAlgorithm};
