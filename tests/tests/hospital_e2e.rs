@@ -73,7 +73,7 @@ fn hospital_app(sandbox: &str) -> ExtraApp {
 
 impl Hospital {
     async fn start(configure: fn(&mut ServeConfig)) -> Hospital {
-        let (addr, _server) = onecard_sandbox::spawn("127.0.0.1:0".parse().unwrap()).await.expect("sandbox");
+        let (addr, _server) = onecard_sandbox::spawn("127.0.0.1:0".parse().expect("address")).await.expect("sandbox");
         let sandbox = format!("http://{addr}");
         let options = CityOptions { configure, apps: vec![hospital_app(&sandbox)], ..CityOptions::default() };
         let city = TestCity::start(artifacts::PARKS, options).await;
