@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use onecard_audit::{AuditStore, RecordFields};
+use onecard_audit::{AuditStore, LedgerRecord, RecordFields};
 use onecard_catalog::Store;
 use onecard_catalog::model::{Application, CardStatusPolicy, Filing, Grant, GrantStatus, KeyAlgorithm};
 use onecard_catalog::workflow::FilingState;
@@ -518,6 +518,34 @@ impl TestCity {
         let store = AuditStore::connect(&self.database, &self.running.gateway.config.gateway_id).await.expect("audit store");
         let records = store.records(0, 100_000).await.expect("records");
         records.into_iter().map(|r| r.fields).find(|r| r.request_id == request_id).unwrap_or_else(|| panic!("no audit record for {request_id}"))
+    }
+
+    /// The gateway's audit store (after flushing the writer).
+    pub async fn audit_store(&self) -> AuditStore {
+        self.running.gateway.audit.flush().await.expect("flush audit");
+        AuditStore::connect(&self.database, &self.running.gateway.config.gateway_id).await.expect("audit store")
+    }
+
+    /// Every audit record of the gateway's chain, in order (after flushing the writer).
+    pub async fn records(&self) -> Vec<onecard_audit::AuditRecord> {
+        self.audit_store().await.records(0, 100_000).await.expect("records")
+    }
+
+    /// Every ledger entry the gateway committed for `app`, in commit order (after flushing the
+    /// writer). The audit crate looks entries up by key only, so the keys are listed here.
+    pub async fn ledger(&self, app: &str) -> Vec<LedgerRecord> {
+        let store = self.audit_store().await;
+        let keys: Vec<String> =
+            sqlx::query_scalar("SELECT idempotency_key FROM ledger_entries WHERE app = $1 ORDER BY chain, audit_seq, position")
+                .bind(app.to_string())
+                .fetch_all(store.pool())
+                .await
+                .expect("ledger keys");
+        let mut entries = Vec::with_capacity(keys.len());
+        for key in keys {
+            entries.push(store.ledger_entry(app, &key).await.expect("ledger entry").expect("listed entry exists"));
+        }
+        entries
     }
 
     /// Waits until the gateway enforces a catalog version ≥ the store's (or 5 s pass).
