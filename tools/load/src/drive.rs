@@ -1,0 +1,235 @@
+//! The two ways of loading a server:
+//!
+//! - **closed loop** ([`closed`]): N connections each send their next request as soon as the
+//!   last one was answered, for a fixed time — the peak throughput. Latency is per request.
+//! - **open loop** ([`open`]): requests leave on a fixed timetable (request `i` at
+//!   `start + i / rate`) whatever the server does, and each latency is measured from its
+//!   *scheduled* time, so a server that stalls is charged for every request that should have
+//!   left meanwhile (no coordinated omission).
+//!
+//! Latencies go into an HDR histogram in microseconds.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use reqwest::Client;
+use tokio::runtime::Handle;
+
+use crate::requests::Prepared;
+
+/// Longest latency the histogram tells apart, µs (longer ones saturate).
+const MAX_LATENCY_US: u64 = 60_000_000;
+/// How long a request may take before it counts as an error.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An empty latency histogram (1 µs – 60 s, 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| unreachable!("constant bounds are valid"))
+}
+
+/// A client as a venue's gate controller would hold one: keep-alive connections, no proxy.
+pub fn client() -> anyhow::Result<Client> {
+    Ok(Client::builder().no_proxy().pool_max_idle_per_host(usize::MAX).timeout(REQUEST_TIMEOUT).tcp_nodelay(true).build()?)
+}
+
+/// Answers counted by outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Allowed entries.
+    pub allowed: u64,
+    /// Everything else, by error code (`HTTP_<status>` without one, `TRANSPORT` when no answer came).
+    pub errors: BTreeMap<String, u64>,
+    /// The first error's answer, for the operator.
+    pub first_error: Option<String>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Result<(), (String, String)>) {
+        match outcome {
+            Ok(()) => self.allowed += 1,
+            Err((code, detail)) => {
+                *self.errors.entry(code).or_default() += 1;
+                self.first_error.get_or_insert(detail);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.allowed += other.allowed;
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Requests that were not allowed.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// What one phase measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Requests sent.
+    pub sent: usize,
+    /// From the first send (or scheduled send) to the last answer.
+    pub elapsed: Duration,
+    /// Latencies, µs.
+    pub latency: Histogram<u64>,
+    /// Outcomes.
+    pub tally: Tally,
+    /// The closed loop ran out of prepared requests before its time was up.
+    pub exhausted: bool,
+}
+
+impl Measured {
+    /// Allowed entries per second.
+    pub fn throughput(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 { self.tally.allowed as f64 / secs } else { 0.0 }
+    }
+}
+
+/// `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Sends one request; `Ok` when the entry was allowed, else `(code, answer)`.
+async fn send(client: &Client, url: &str, request: Prepared) -> Result<(), (String, String)> {
+    let response = client
+        .post(url)
+        .headers(request.headers)
+        .body(request.body)
+        .send()
+        .await
+        .map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
+    // Both servers answer `{"decision":"allowed",…}` compactly; reading the whole JSON for
+    // every answer would cost the load generator more than the check needs.
+    if status.is_success() && contains(&body, br#""decision":"allowed""#) {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let code = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("HTTP_{}", status.as_u16()));
+    Err((code, format!("{status}: {text}")))
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Closed loop: `connections` senders share `requests` until `duration` has passed or the
+/// requests run out. The requests that were sent are the first [`Measured::sent`] ones.
+pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
+    let total = requests.len();
+    // A plain mutex around the iterator: held only to take the next request.
+    let queue = Arc::new(Mutex::new(requests.into_iter()));
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (client, url, queue) = (client.clone(), url.to_string(), Arc::clone(&queue));
+        senders.push(tokio::spawn(async move {
+            let (mut latency, mut tally) = (histogram(), Tally::default());
+            while Instant::now() < deadline {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some(request) = next else { break };
+                let sent = Instant::now();
+                let outcome = send(&client, &url, request).await;
+                latency.saturating_record(micros(sent.elapsed()));
+                tally.add(outcome);
+            }
+            (latency, tally)
+        }));
+    }
+    let (mut latency, mut tally) = (histogram(), Tally::default());
+    for sender in senders {
+        let (h, t) = sender.await?;
+        latency.add(h)?;
+        tally.merge(t);
+    }
+    let elapsed = start.elapsed();
+    let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
+    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration })
+}
+
+/// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
+/// (blocking) thread, on `runtime`, and its latency counts from that scheduled time.
+pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared>, rate: u32) -> anyhow::Result<Measured> {
+    let interval = Duration::from_secs(1).checked_div(rate.max(1)).unwrap_or(Duration::from_secs(1));
+    let sent = requests.len();
+    // A short lead so the first requests are not late because of the spawns themselves.
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut inflight = Vec::with_capacity(sent);
+    for (i, request) in requests.into_iter().enumerate() {
+        let scheduled = start + interval * u32::try_from(i)?;
+        let now = Instant::now();
+        if scheduled > now {
+            std::thread::sleep(scheduled - now);
+        }
+        let (client, url) = (client.clone(), url.to_string());
+        inflight.push(runtime.spawn(async move {
+            let outcome = send(&client, &url, request).await;
+            let done = Instant::now();
+            (done.saturating_duration_since(scheduled), done, outcome)
+        }));
+    }
+    let (mut latency, mut tally, mut last) = (histogram(), Tally::default(), start);
+    runtime.block_on(async {
+        for task in inflight {
+            let (took, done, outcome) = task.await?;
+            latency.saturating_record(micros(took));
+            tally.add(outcome);
+            last = last.max(done);
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_outcomes_and_keeps_the_first_error() {
+        let mut a = Tally::default();
+        a.add(Ok(()));
+        a.add(Err(("ALREADY_INSIDE".into(), "first".into())));
+        let mut b = Tally::default();
+        b.add(Err(("ALREADY_INSIDE".into(), "second".into())));
+        b.add(Err(("TRANSPORT".into(), "third".into())));
+        a.merge(b);
+        assert_eq!(a.allowed, 1);
+        assert_eq!(a.error_count(), 3);
+        assert_eq!(a.errors["ALREADY_INSIDE"], 2);
+        assert_eq!(a.first_error.as_deref(), Some("first"));
+    }
+
+    #[test]
+    fn throughput_counts_allowed_entries_only() {
+        let mut tally = Tally::default();
+        for _ in 0..10 {
+            tally.add(Ok(()));
+        }
+        tally.add(Err(("X".into(), "x".into())));
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false };
+        assert!((m.throughput() - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn finds_the_allowed_marker() {
+        assert!(contains(br#"{"decision":"allowed","request_id":"x"}"#, br#""decision":"allowed""#));
+        assert!(!contains(br#"{"decision":"refused"}"#, br#""decision":"allowed""#));
+    }
+}

@@ -1,0 +1,161 @@
+//! `onecard-load`: drives the parks `enter` action with fresh signed requests and fresh card
+//! tokens, through the full gateway and through a native baseline that does the same signature
+//! checks in a bare axum handler, both in one process, one after the other, in the same run;
+//! prints throughput and p50/p99/p99.9 (docs/PERFORMANCE.md, "Request path under load").
+//!
+//! A run, for each target: a warm-up (not measured), a closed-loop phase (peak throughput), and
+//! then for each target an open-loop phase at one common rate (by default half of the full
+//! path's peak). Servers and load generator run on separate tokio runtimes in this process, on
+//! the same cores.
+#![forbid(unsafe_code)]
+
+pub mod drive;
+pub mod full;
+pub mod native;
+pub mod options;
+pub mod report;
+pub mod requests;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::runtime::Runtime;
+
+pub use options::{Options, OptionsError, Targets};
+pub use report::{Mode, Report, Row, Target};
+
+use crate::drive::Measured;
+use crate::full::FullTarget;
+use crate::native::NativeServer;
+use crate::requests::{PATH, Signers};
+
+/// Holders the native baseline's tokens name (it keeps no anti-passback state, so they repeat).
+const NATIVE_CARDS: usize = 1000;
+/// The closed loop prepares this many times the warm-up's rate, capped by `--max-rate`.
+const POOL_MARGIN: f64 = 3.0;
+/// Pause between phases, for the machine to settle.
+const PAUSE: Duration = Duration::from_millis(500);
+
+fn runtime(name: &str) -> anyhow::Result<Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads).thread_name(name).enable_all().build()?)
+}
+
+/// The two servers and what the run needs to drive them.
+struct Bench {
+    servers: Runtime,
+    clients: Runtime,
+    full: FullTarget,
+    native: NativeServer,
+    signers: Signers,
+    native_cards: Vec<String>,
+}
+
+impl Bench {
+    fn url(&self, target: Target) -> String {
+        match target {
+            Target::Full => format!("{}{PATH}", self.full.city.base),
+            Target::Native => format!("{}{PATH}", self.native.base),
+        }
+    }
+
+    /// `count` requests for `target`: fresh holders for the full gateway.
+    fn prepare(&mut self, target: Target, count: usize) -> anyhow::Result<Vec<requests::Prepared>> {
+        match target {
+            Target::Full => {
+                let cards = self.servers.block_on(self.full.fresh_cards(count))?.to_vec();
+                self.signers.prepare(&cards, count)
+            }
+            Target::Native => self.signers.prepare(&self.native_cards, count),
+        }
+    }
+
+    /// The first `sent` requests of the last [`Bench::prepare`] were sent.
+    fn spent(&mut self, target: Target, sent: usize) {
+        if target == Target::Full {
+            self.full.entered(sent);
+        }
+    }
+
+    /// After a phase: its holders are inside, the gateway's background work is done.
+    fn after(&mut self, target: Target, measured: &Measured) -> anyhow::Result<()> {
+        self.spent(target, measured.sent);
+        if target == Target::Full {
+            self.servers.block_on(self.full.settle())?;
+        }
+        std::thread::sleep(PAUSE);
+        Ok(())
+    }
+
+    /// Warm-up then the closed loop; returns the measured phase.
+    fn closed(&mut self, target: Target, options: &Options) -> anyhow::Result<Measured> {
+        let client = drive::client()?;
+        let url = self.url(target);
+        let warmup = options.warmup.max(options.connections);
+        let requests = self.prepare(target, warmup)?;
+        let warm = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
+        anyhow::ensure!(warm.tally.error_count() == 0, "{} refused warm-up requests: {:?}", target.name(), warm.tally.first_error);
+        self.after(target, &warm)?;
+        let estimate = (warm.throughput() * POOL_MARGIN).max(100.0);
+        let pool = (estimate.min(f64::from(options.max_rate)) * options.phase().as_secs_f64()).ceil() as usize;
+        eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
+        let requests = self.prepare(target, pool)?;
+        let measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
+        self.after(target, &measured)?;
+        Ok(measured)
+    }
+
+    /// The open loop at `rate`.
+    fn open(&mut self, target: Target, options: &Options, rate: u32) -> anyhow::Result<Measured> {
+        let client = drive::client()?;
+        let url = self.url(target);
+        // Connections opened before the timetable starts, as a gate controller keeps them.
+        let opening = self.prepare(target, options.connections)?;
+        let opened = self.clients.block_on(drive::closed(&client, &url, opening, options.connections, options.phase()))?;
+        self.spent(target, opened.sent);
+        let count = usize::try_from(u64::from(rate) * options.duration)?;
+        let requests = self.prepare(target, count)?;
+        let measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
+        self.after(target, &measured)?;
+        Ok(measured)
+    }
+}
+
+/// Runs the load test as `options` say and returns the measured phases.
+pub fn run(options: &Options) -> anyhow::Result<Report> {
+    options.validate()?;
+    let servers = runtime("server")?;
+    let clients = runtime("load")?;
+    eprintln!("starting the full gateway (test city) and the native baseline…");
+    let full = servers.block_on(FullTarget::start()).context("starting the full gateway")?;
+    let (channels, issuer_keys) = servers.block_on(full.keys())?;
+    let native = servers.block_on(NativeServer::start(channels, issuer_keys))?;
+    let signers = full.signers();
+    let native_cards = (0..NATIVE_CARDS).map(full::card_ref).collect();
+    let mut bench = Bench { servers, clients, full, native, signers, native_cards };
+
+    let targets: Vec<Target> = [(options.target.full(), Target::Full), (options.target.native(), Target::Native)]
+        .into_iter()
+        .filter_map(|(on, t)| on.then_some(t))
+        .collect();
+    let mut report = Report::default();
+    for &target in &targets {
+        let measured = bench.closed(target, options)?;
+        eprintln!("{}: closed loop {:.0} req/s", target.name(), measured.throughput());
+        report.rows.push(Row { target, mode: Mode::Closed(options.connections), measured });
+    }
+    let rate = match options.rate {
+        Some(rate) => rate,
+        None => {
+            let peak = report.rows.first().map_or(0.0, |r| r.measured.throughput());
+            ((peak / 2.0).floor() as u32).clamp(1, options.max_rate)
+        }
+    };
+    for &target in &targets {
+        eprintln!("{}: open loop at {rate} req/s", target.name());
+        let measured = bench.open(target, options, rate)?;
+        report.rows.push(Row { target, mode: Mode::Open(rate), measured });
+    }
+    eprintln!("{} load-test holders registered in the catalog", bench.full.registered());
+    Ok(report)
+}

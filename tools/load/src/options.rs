@@ -1,0 +1,159 @@
+//! What a load run is asked to do (`onecard-load --help`), and the checks that refuse a run
+//! that could not measure what it claims before anything is started.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Longest run: every request of a run is signed before it starts, and a card token is valid
+/// at most 60 s after it was minted (plus 5 s of skew), so a longer run would send expired
+/// tokens at its end.
+pub const MAX_DURATION_SECS: u64 = 30;
+
+/// Which server(s) the run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Targets {
+    /// The full gateway (`onecard serve`: every step of the request path, the parks plugin, audit).
+    Full,
+    /// The native baseline: the same signature and token checks in a bare axum handler.
+    Native,
+    /// Both, one after the other, in the same process.
+    Both,
+}
+
+impl Targets {
+    /// Whether the full gateway is measured.
+    pub fn full(self) -> bool {
+        matches!(self, Targets::Full | Targets::Both)
+    }
+
+    /// Whether the native baseline is measured.
+    pub fn native(self) -> bool {
+        matches!(self, Targets::Native | Targets::Both)
+    }
+}
+
+/// The settings of a run. Defaults are those of the figures in docs/PERFORMANCE.md.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct Options {
+    /// Seconds each measured phase lasts (1–30). Default 10.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    /// Concurrent connections of the closed-loop (peak) phase. Default 32.
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Requests per second of the open-loop phase. Default: half of the peak the closed loop
+    /// measured on the full gateway (on the native baseline with `--target native`).
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Which server(s) to measure. Default both.
+    #[arg(long, value_enum, default_value_t = Targets::Both)]
+    pub target: Targets,
+    /// The closed loop signs `max_rate × duration` requests in advance; a target faster than
+    /// that ends its closed phase early (its throughput is still measured exactly). Default 8000.
+    #[arg(long, default_value_t = 8000)]
+    pub max_rate: u32,
+    /// Requests sent before each target's measured phases and not measured (connections
+    /// opened, caches warm). Default 500.
+    #[arg(long, default_value_t = 500)]
+    pub warmup: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500 }
+    }
+}
+
+/// A run that cannot be done as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// `--duration` out of range.
+    #[error("--duration is {0} s; it must be 1 to {MAX_DURATION_SECS} s (card tokens live at most 60 s and are signed before the run)")]
+    Duration(u64),
+    /// `--connections` zero or absurd.
+    #[error("--connections is {0}; it must be 1 to 4096")]
+    Connections(usize),
+    /// `--rate` zero or above `--max-rate`.
+    #[error("--rate is {rate}; it must be 1 to --max-rate ({max_rate})")]
+    Rate {
+        /// Asked.
+        rate: u32,
+        /// Ceiling.
+        max_rate: u32,
+    },
+    /// `--max-rate` zero or absurd.
+    #[error("--max-rate is {0}; it must be 1 to 100000")]
+    MaxRate(u32),
+}
+
+impl OptionsError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OptionsError::Duration(_) => "LOAD_DURATION_OUT_OF_RANGE",
+            OptionsError::Connections(_) => "LOAD_CONNECTIONS_OUT_OF_RANGE",
+            OptionsError::Rate { .. } => "LOAD_RATE_OUT_OF_RANGE",
+            OptionsError::MaxRate(_) => "LOAD_MAX_RATE_OUT_OF_RANGE",
+        }
+    }
+}
+
+impl Options {
+    /// Checks the settings; nothing is started before this passes.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        if !(1..=MAX_DURATION_SECS).contains(&self.duration) {
+            return Err(OptionsError::Duration(self.duration));
+        }
+        if !(1..=4096).contains(&self.connections) {
+            return Err(OptionsError::Connections(self.connections));
+        }
+        if !(1..=100_000).contains(&self.max_rate) {
+            return Err(OptionsError::MaxRate(self.max_rate));
+        }
+        if let Some(rate) = self.rate
+            && !(1..=self.max_rate).contains(&rate)
+        {
+            return Err(OptionsError::Rate { rate, max_rate: self.max_rate });
+        }
+        Ok(())
+    }
+
+    /// [`Options::duration`] as a duration.
+    pub fn phase(&self) -> Duration {
+        Duration::from_secs(self.duration)
+    }
+
+    /// Requests the closed loop prepares.
+    pub fn closed_pool(&self) -> usize {
+        usize::try_from(u64::from(self.max_rate) * self.duration).unwrap_or(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Options::default().validate(), Ok(()));
+        assert_eq!(Options::default().closed_pool(), 80_000);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_code() {
+        let cases = [
+            (Options { duration: 0, ..Options::default() }, "LOAD_DURATION_OUT_OF_RANGE"),
+            (Options { duration: 31, ..Options::default() }, "LOAD_DURATION_OUT_OF_RANGE"),
+            (Options { connections: 0, ..Options::default() }, "LOAD_CONNECTIONS_OUT_OF_RANGE"),
+            (Options { max_rate: 0, ..Options::default() }, "LOAD_MAX_RATE_OUT_OF_RANGE"),
+            (Options { rate: Some(0), ..Options::default() }, "LOAD_RATE_OUT_OF_RANGE"),
+            (Options { rate: Some(9000), ..Options::default() }, "LOAD_RATE_OUT_OF_RANGE"),
+        ];
+        for (options, code) in cases {
+            let e = options.validate().expect_err("refused");
+            assert_eq!(e.code(), code, "{options:?}");
+            assert!(!e.to_string().is_empty());
+        }
+    }
+}

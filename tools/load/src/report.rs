@@ -1,0 +1,170 @@
+//! The result of a run: one row per measured phase, the full/native ratio and the verdict on
+//! the goal of issue 4 (full path ≥ 50 % of native peak throughput, p99 ≤ 5 ms at half of the
+//! full path's peak), printed as a Markdown table for docs/PERFORMANCE.md.
+
+use std::fmt;
+
+use crate::drive::Measured;
+
+/// The goal: full-path peak at least this share of the native peak.
+pub const GOAL_RATIO: f64 = 0.5;
+/// The goal: p99 at half of the full path's peak, at most this many microseconds.
+pub const GOAL_P99_US: u64 = 5_000;
+
+/// Which server a row measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The full gateway.
+    Full,
+    /// The native baseline.
+    Native,
+}
+
+impl Target {
+    /// Its name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Full => "full",
+            Target::Native => "native",
+        }
+    }
+}
+
+/// How a row loaded the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Closed loop over this many connections.
+    Closed(usize),
+    /// Open loop at this many requests per second.
+    Open(u32),
+}
+
+/// One measured phase.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Server.
+    pub target: Target,
+    /// Load.
+    pub mode: Mode,
+    /// Measurements.
+    pub measured: Measured,
+}
+
+impl Row {
+    /// A latency quantile in milliseconds.
+    pub fn ms(&self, quantile: f64) -> f64 {
+        self.measured.latency.value_at_quantile(quantile) as f64 / 1000.0
+    }
+
+    fn find(rows: &[Row], target: Target, closed: bool) -> Option<&Row> {
+        rows.iter().find(|r| r.target == target && matches!(r.mode, Mode::Closed(_)) == closed)
+    }
+}
+
+/// A whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Phases in the order they ran.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// Requests that were not allowed, over every phase.
+    pub fn errors(&self) -> u64 {
+        self.rows.iter().map(|r| r.measured.tally.error_count()).sum()
+    }
+
+    /// Full-path peak over native peak, when both were measured.
+    pub fn ratio(&self) -> Option<f64> {
+        let full = Row::find(&self.rows, Target::Full, true)?.measured.throughput();
+        let native = Row::find(&self.rows, Target::Native, true)?.measured.throughput();
+        (native > 0.0).then(|| full / native)
+    }
+
+    /// The full path's open-loop p99, µs.
+    pub fn full_open_p99_us(&self) -> Option<u64> {
+        Row::find(&self.rows, Target::Full, false).map(|r| r.measured.latency.value_at_quantile(0.99))
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "| target | mode | offered | requests | throughput (req/s) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | errors |")?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|")?;
+        for row in &self.rows {
+            let m = &row.measured;
+            let (mode, offered) = match row.mode {
+                Mode::Closed(c) => (format!("closed, {c} connections"), "as fast as answered".to_string()),
+                Mode::Open(r) => ("open loop".to_string(), format!("{r} req/s")),
+            };
+            let errors = if m.tally.errors.is_empty() {
+                "0".to_string()
+            } else {
+                m.tally.errors.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
+            };
+            let exhausted = if m.exhausted { " (requests ran out)" } else { "" };
+            writeln!(
+                f,
+                "| {} | {mode} | {offered} | {}{exhausted} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {errors} |",
+                row.target.name(),
+                m.sent,
+                m.throughput(),
+                row.ms(0.5),
+                row.ms(0.99),
+                row.ms(0.999),
+                m.latency.max() as f64 / 1000.0,
+            )?;
+        }
+        if let Some(ratio) = self.ratio() {
+            let verdict = if ratio >= GOAL_RATIO { "met" } else { "NOT met" };
+            writeln!(f, "\nfull / native peak throughput: {:.1} % (goal ≥ {:.0} %: {verdict})", ratio * 100.0, GOAL_RATIO * 100.0)?;
+        }
+        if let Some(p99) = self.full_open_p99_us() {
+            let verdict = if p99 <= GOAL_P99_US { "met" } else { "NOT met" };
+            writeln!(f, "full path p99 in the open loop: {:.2} ms (goal ≤ {:.0} ms: {verdict})", p99 as f64 / 1000.0, GOAL_P99_US as f64 / 1000.0)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::drive::{Tally, histogram};
+
+    fn row(target: Target, mode: Mode, allowed: u64, secs: u64, p99_us: u64) -> Row {
+        let mut latency = histogram();
+        for _ in 0..100 {
+            latency.record(p99_us).unwrap();
+        }
+        let tally = Tally { allowed, ..Tally::default() };
+        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false } }
+    }
+
+    #[test]
+    fn ratio_and_verdicts() {
+        let report = Report {
+            rows: vec![
+                row(Target::Full, Mode::Closed(32), 3000, 10, 9000),
+                row(Target::Native, Mode::Closed(32), 10000, 10, 3000),
+                row(Target::Full, Mode::Open(150), 1500, 10, 4000),
+            ],
+        };
+        assert!((report.ratio().unwrap() - 0.3).abs() < 1e-9);
+        let p99 = report.full_open_p99_us().unwrap();
+        assert!((3996..=4004).contains(&p99), "{p99}");
+        let text = report.to_string();
+        assert!(text.contains("30.0 % (goal ≥ 50 %: NOT met)"), "{text}");
+        assert!(text.contains("(goal ≤ 5 ms: met)"), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with("| full") || l.starts_with("| native")).count(), 3);
+    }
+
+    #[test]
+    fn no_ratio_without_both_peaks() {
+        let report = Report { rows: vec![row(Target::Full, Mode::Closed(1), 10, 1, 100)] };
+        assert_eq!(report.ratio(), None);
+        assert!(!report.to_string().contains("full / native"));
+    }
+}

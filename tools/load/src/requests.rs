@@ -1,0 +1,132 @@
+//! Fresh signed entry requests, made before a phase starts so the load generator spends no
+//! signing time while it measures: every request has its own channel nonce and carries a card
+//! token minted for it alone (tokens are single-use).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use onecard_gateway::auth::{RequestSigner, random_nonce};
+use onecard_gateway::credential::{CredentialClaims, IssuerSigningKey, mint};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+/// The action every request calls.
+pub const PATH: &str = "/v1/apps/parks/actions/enter";
+/// The venue and gate of every request (registered in the test city).
+pub const VENUE: &str = onecard_tests::city::VENUE;
+/// The gate.
+pub const TERMINAL: &str = "WL-G1";
+/// Region the tokens name.
+const REGION: &str = "330100";
+/// Token validity, seconds: the longest the format allows (a run lasts at most 30 s).
+const TOKEN_VALIDITY_SECS: u8 = onecard_gateway::credential::MAX_VALIDITY_SECS;
+
+/// One request, ready to send.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// JSON body (signed).
+    pub body: Bytes,
+    /// Content type and the five signature headers.
+    pub headers: HeaderMap,
+}
+
+/// Who signs: the channel (requests) and the issuer (card tokens).
+#[derive(Debug, Clone)]
+pub struct Signers {
+    /// The venue operator's channel key.
+    pub channel: RequestSigner,
+    /// The trusted issuer's key.
+    pub issuer: IssuerSigningKey,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Signers {
+    /// One entry request for the holder of `card_ref`, signed now.
+    pub fn entry(&self, card_ref: &str) -> anyhow::Result<Prepared> {
+        let now = unix_now();
+        let token = mint(&self.issuer, &CredentialClaims::new(card_ref, REGION, now, TOKEN_VALIDITY_SECS))?;
+        let body = serde_json::json!({
+            "credential": token,
+            "venue": VENUE,
+            "terminal": TERMINAL,
+            "idempotency_key": random_nonce(),
+        });
+        let body = Bytes::from(serde_json::to_vec(&body)?);
+        let signature = self.channel.sign_at("POST", PATH, &body, now, &random_nonce());
+        let mut headers = HeaderMap::with_capacity(6);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in signature.pairs() {
+            headers.insert(HeaderName::from_static(lower(name)?), HeaderValue::from_str(value)?);
+        }
+        Ok(Prepared { body, headers })
+    }
+
+    /// `count` requests, the `i`-th for `cards[i % cards.len()]`, signed on every core.
+    pub fn prepare(&self, cards: &[String], count: usize) -> anyhow::Result<Vec<Prepared>> {
+        anyhow::ensure!(!cards.is_empty(), "no card to make requests for");
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = count.div_ceil(threads).max(1);
+        let indices: Vec<usize> = (0..count).collect();
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = indices
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(|i| self.entry(&cards[i % cards.len()])).collect::<anyhow::Result<Vec<_>>>()))
+                .collect();
+            let mut all = Vec::with_capacity(count);
+            for worker in workers {
+                let part = worker.join().map_err(|_| anyhow::anyhow!("a signing thread panicked"))??;
+                all.extend(part);
+            }
+            Ok(all)
+        })
+    }
+}
+
+/// The header names are `X-Onecard-…` constants; `HeaderName::from_static` wants lower case.
+fn lower(name: &str) -> anyhow::Result<&'static str> {
+    onecard_gateway::auth::headers::ALL
+        .iter()
+        .position(|h| *h == name)
+        .map(|i| LOWER[i])
+        .ok_or_else(|| anyhow::anyhow!("unknown signature header {name}"))
+}
+
+/// [`onecard_gateway::auth::headers::ALL`] in lower case, same order.
+const LOWER: [&str; 5] = ["x-onecard-channel", "x-onecard-key-id", "x-onecard-timestamp", "x-onecard-nonce", "x-onecard-signature"];
+
+#[cfg(test)]
+mod tests {
+    use onecard_catalog::model::KeyAlgorithm;
+    use onecard_gateway::auth::SigningKey;
+
+    use super::*;
+
+    fn signers() -> Signers {
+        Signers {
+            channel: RequestSigner::new("3300000001", "gate-2026", SigningKey::generate(KeyAlgorithm::Ed25519)).unwrap(),
+            issuer: IssuerSigningKey::new("test-issuer", SigningKey::generate(KeyAlgorithm::Ed25519)).unwrap(),
+        }
+    }
+
+    #[test]
+    fn lower_case_names_match_the_protocol_headers() {
+        for (i, name) in onecard_gateway::auth::headers::ALL.iter().enumerate() {
+            assert_eq!(LOWER[i], name.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn every_request_has_its_own_nonce_and_token() {
+        let cards = vec!["a".repeat(64), "b".repeat(64)];
+        let prepared = signers().prepare(&cards, 5).unwrap();
+        assert_eq!(prepared.len(), 5);
+        let nonces: std::collections::BTreeSet<_> = prepared.iter().map(|p| p.headers["x-onecard-nonce"].clone()).collect();
+        let bodies: std::collections::BTreeSet<_> = prepared.iter().map(|p| p.body.clone()).collect();
+        assert_eq!((nonces.len(), bodies.len()), (5, 5));
+        let body: serde_json::Value = serde_json::from_slice(&prepared[2].body).unwrap();
+        assert_eq!(body["venue"], VENUE);
+        assert!(body["credential"].as_str().unwrap().starts_with("v1."));
+    }
+}

@@ -1,0 +1,32 @@
+//! The load tool end to end at a low rate for a second per phase, against both targets: every
+//! request is a genuine admission (fresh holder, fresh token, fresh nonce), so a single refusal
+//! means the tool or the request path broke. No timing is asserted.
+
+use onecard_load::{Mode, Options, Target, Targets, run};
+
+#[test]
+fn a_short_low_rate_run_admits_every_request_on_both_targets() {
+    let options = Options { duration: 1, connections: 2, rate: Some(20), target: Targets::Both, max_rate: 200, warmup: 10 };
+    let report = run(&options).expect("the run completes");
+    for row in &report.rows {
+        assert_eq!(row.measured.tally.error_count(), 0, "{:?} {:?}: {:?}", row.target, row.mode, row.measured.tally);
+        assert!(row.measured.tally.allowed > 0, "{:?} {:?} sent nothing", row.target, row.mode);
+        assert_eq!(row.measured.tally.allowed as usize, row.measured.sent);
+        assert_eq!(row.measured.latency.len(), row.measured.tally.allowed);
+    }
+    let phases: Vec<(Target, Mode)> = report.rows.iter().map(|r| (r.target, r.mode)).collect();
+    assert_eq!(
+        phases,
+        [(Target::Full, Mode::Closed(2)), (Target::Native, Mode::Closed(2)), (Target::Full, Mode::Open(20)), (Target::Native, Mode::Open(20))]
+    );
+    assert_eq!(report.rows[2].measured.sent, 20, "an open loop of 1 s at 20 req/s sends 20 requests");
+    assert!(report.ratio().is_some());
+}
+
+#[test]
+fn bad_options_are_refused_before_anything_starts() {
+    let options = Options { duration: 0, ..Options::default() };
+    let e = run(&options).expect_err("refused");
+    let e = e.downcast_ref::<onecard_load::OptionsError>().expect("an options error, not a failure to start a server");
+    assert_eq!(e.code(), "LOAD_DURATION_OUT_OF_RANGE");
+}
