@@ -473,9 +473,6 @@ fn check_policies(ck: &mut Checker, c: &Catalog) {
     }
 }
 
-/// The backend name of an application's settlement port (used by the payments capability).
-pub const SETTLEMENT_BACKEND: &str = "settlement";
-
 #[cfg(test)]
 mod tests {
     use super::*;
