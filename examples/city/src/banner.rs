@@ -41,7 +41,8 @@ pub fn banner(city: &City) -> String {
         shown(&key_file(PARK_GATES.key)),
         shown(&issuer_key_file()),
     );
-    let data = if city.data_dir == crate::paths::default_data_dir() { String::new() } else { format!(" --data {}", shown(&city.data_dir)) };
+    let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let data = if canonical(&city.data_dir) == canonical(&crate::paths::default_data_dir()) { String::new() } else { format!(" --data {}", shown(&city.data_dir)) };
     let _ = writeln!(s, "  # a morning in the city: park, metro, hospital, subsidy, e-CNY — every decision printed:");
     let _ = writeln!(s, "  cargo run -q -p onecard-city -- calls --gateway {gw}{data}\n");
     let _ = writeln!(s, "  # the audit trail's hash chain, checked record by record:");

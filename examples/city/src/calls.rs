@@ -177,7 +177,12 @@ pub async fn run(setup: &Setup, report: &mut dyn FnMut(&Step)) -> Result<Vec<Ste
     // beneficiary is refused (the civil register says so).
     let item = |holder: &str, card: String| json!({"batch_id": "farm-2026-b1", "item_id": holder, "policy": "farm-2026", "period": "2026", "beneficiary_ref": card, "amount_fen": 120000});
     let zhang = item("zhang", c.card("zhang"));
-    c.call("the finance bureau pays zhang's farmland subsidy", FINANCE, "subsidy", "disburse", Some("zhang"), None, zhang, Expect::Allowed).await?;
+    // Played again, the plugin answers the paid item as a replay. After a restart of the city
+    // the plugin's state and the sandbox bank start empty, so the bank double pays again; the
+    // gateway's ledger, kept in the database, refuses to record a second payment for the same
+    // (policy, period, person) and the item is refused with LEDGER_CONFLICT.
+    let once = Expect::AllowedOnce("LEDGER_CONFLICT");
+    c.call("the finance bureau pays zhang's farmland subsidy", FINANCE, "subsidy", "disburse", Some("zhang"), None, zhang, once).await?;
     let chen = item("chen", c.card("chen"));
     c.call("chen's item: the beneficiary has died", FINANCE, "subsidy", "disburse", Some("chen"), None, chen, Expect::Refused("PERSON_DECEASED")).await?;
 

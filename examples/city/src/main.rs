@@ -55,12 +55,14 @@ async fn serve(args: Args) -> Result<ExitCode, CityError> {
 
 async fn play(args: Args, gateway: String) -> Result<ExitCode, CityError> {
     let options = CityOptions { config: args.config, data_dir: args.data, ..CityOptions::default() };
-    let cards = onecard_city::city::read_card_refs(&onecard_city::city::data_dir(&options)?)?;
+    let data_dir = onecard_city::city::data_dir(&options)?;
+    let cards = onecard_city::city::read_card_refs(&data_dir)?;
     println!("a morning in the city, against {gateway}:\n");
     let steps = calls::run(&calls::Setup { gateway, cards }, &mut |step| println!("{}", calls::describe(step))).await?;
     let off: Vec<_> = steps.iter().filter(|s| !s.as_expected()).collect();
     if off.is_empty() {
-        println!("all {} calls decided as expected. The audit trail: cargo run -q -p onecard-gateway --bin onecard -- audit verify --database <the city's database>", steps.len());
+        let database = paths::shown(&data_dir.join("city.db"));
+        println!("all {} calls decided as expected. The audit trail: cargo run -q -p onecard-gateway --bin onecard -- audit verify --database {database}", steps.len());
         Ok(ExitCode::SUCCESS)
     } else {
         println!("{} of {} calls were decided otherwise than expected (see ✘ above)", off.len(), steps.len());

@@ -1,6 +1,7 @@
 //! The example city end to end: started in-process on loopback ports over a temporary data
 //! folder, the sample calls played through the venue client, the money checked at the sandbox
-//! bank and e-CNY operator, the audit chain verified; a restart files nothing new; a changed
+//! bank and e-CNY operator, the audit chain verified; a restart files nothing new and the
+//! gateway's ledger refuses to pay a subsidy twice across it; a changed
 //! filing is filed anew; the placeholders of catalog.toml agree with the components.
 
 use std::collections::BTreeSet;
@@ -109,6 +110,9 @@ async fn a_restart_files_nothing_new_and_the_city_answers_again() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
     let first = start(data.path(), port).await;
     let token = first.admin_token.clone();
+    let cards = onecard_city::city::read_card_refs(&first.data_dir).expect("cards.json");
+    let steps = calls::run(&calls::Setup { gateway: first.gateway_url.clone(), cards }, &mut |_| {}).await.expect("calls");
+    assert!(steps.iter().all(calls::Step::as_expected), "before the restart");
     drop(first);
     let city = start(data.path(), port).await;
     assert!(city.filed.iter().all(|f| f.change == FilingChange::Unchanged && f.number == 1), "{:?}", city.filed);
@@ -121,7 +125,13 @@ async fn a_restart_files_nothing_new_and_the_city_answers_again() {
     let cards = onecard_city::city::read_card_refs(&city.data_dir).expect("cards.json");
     let setup = calls::Setup { gateway: city.gateway_url.clone(), cards };
     let steps = calls::run(&setup, &mut |_| {}).await.expect("calls");
-    assert!(steps.iter().all(calls::Step::as_expected));
+    for s in &steps {
+        assert!(s.as_expected(), "after the restart: {} — {}", s.title, s.decision);
+    }
+    // Paid before the restart: the gateway's ledger refuses a second payment of the same
+    // (policy, period, person), although the restarted bank double would pay again.
+    let subsidy = steps.iter().find(|s| s.app == "subsidy" && s.decision.code() != Some("PERSON_DECEASED")).expect("subsidy");
+    assert_eq!(subsidy.decision.code(), Some("LEDGER_CONFLICT"), "{}", subsidy.decision);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
