@@ -10,9 +10,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Thread id → on-CPU time, for the server threads.
+/// Thread id → (thread name, on-CPU nanoseconds), for the server threads.
 #[derive(Debug, Clone, Default)]
-pub struct Sample(HashMap<u32, u64>);
+pub struct Sample(HashMap<u32, (String, u64)>);
+
+/// Whether a thread name is one of sqlx's SQLite workers (the audit writer's, the catalog's
+/// and the access log's database work runs there).
+pub fn is_sqlite(comm: &str) -> bool {
+    comm.starts_with("sqlx-sqlite")
+}
 
 /// Reads the server threads' CPU time now; empty where `/proc` does not tell it.
 pub fn sample() -> Sample {
@@ -24,15 +30,15 @@ pub fn sample() -> Sample {
         if tid == me {
             continue;
         }
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == "load" {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim_end().to_string();
+        if comm == "load" {
             continue;
         }
         let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()));
         if let Some(ns) = on_cpu {
-            threads.insert(tid, ns);
+            threads.insert(tid, (comm, ns));
         }
     }
     Sample(threads)
@@ -42,10 +48,20 @@ impl Sample {
     /// CPU time spent since `earlier` by the threads alive now (a thread that ended in between
     /// is not counted; tokio's idle threads end after 10 s).
     pub fn since(&self, earlier: &Sample) -> Option<Duration> {
+        self.since_where(earlier, |_| true)
+    }
+
+    /// [`Sample::since`] for the threads whose name passes `which`.
+    pub fn since_where(&self, earlier: &Sample, which: impl Fn(&str) -> bool) -> Option<Duration> {
         if self.0.is_empty() {
             return None;
         }
-        let ns = self.0.iter().map(|(tid, now)| now.saturating_sub(earlier.0.get(tid).copied().unwrap_or(0))).sum();
+        let ns = self
+            .0
+            .iter()
+            .filter(|(_, (comm, _))| which(comm))
+            .map(|(tid, (_, now))| now.saturating_sub(earlier.0.get(tid).map_or(0, |(_, ns)| *ns)))
+            .sum();
         Some(Duration::from_nanos(ns))
     }
 }
@@ -56,9 +72,10 @@ mod tests {
 
     #[test]
     fn differences_per_thread() {
-        let before = Sample(HashMap::from([(1, 100), (2, 50)]));
-        let after = Sample(HashMap::from([(1, 400), (3, 25)]));
+        let before = Sample(HashMap::from([(1, ("server".into(), 100)), (2, ("server".into(), 50))]));
+        let after = Sample(HashMap::from([(1, ("server".into(), 400)), (3, ("sqlx-sqlite-wor".into(), 25))]));
         assert_eq!(after.since(&before), Some(Duration::from_nanos(325)));
+        assert_eq!(after.since_where(&before, is_sqlite), Some(Duration::from_nanos(25)));
         assert_eq!(Sample::default().since(&before), None);
     }
 

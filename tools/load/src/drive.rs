@@ -90,6 +90,8 @@ pub struct Measured {
     pub second_half: (u64, Duration),
     /// CPU time the server threads spent during the phase (see [`crate::cpu`]).
     pub server_cpu: Option<Duration>,
+    /// Of which in SQLite's worker threads.
+    pub sqlite_cpu: Option<Duration>,
 }
 
 impl Measured {
@@ -100,14 +102,23 @@ impl Measured {
 
     /// Server CPU time per request sent.
     pub fn cpu_per_request(&self) -> Option<Duration> {
-        let sent = u32::try_from(self.sent).ok().filter(|n| *n > 0)?;
-        self.server_cpu.map(|cpu| cpu / sent)
+        per(self.server_cpu, self.sent)
+    }
+
+    /// SQLite worker CPU time per request sent.
+    pub fn sqlite_per_request(&self) -> Option<Duration> {
+        per(self.sqlite_cpu, self.sent)
     }
 
     /// Allowed entries per second in the second half of the phase.
     pub fn sustained(&self) -> f64 {
         rate(self.second_half.0, self.second_half.1)
     }
+}
+
+fn per(total: Option<Duration>, sent: usize) -> Option<Duration> {
+    let sent = u32::try_from(sent).ok().filter(|n| *n > 0)?;
+    total.map(|t| t / sent)
 }
 
 fn rate(count: u64, over: Duration) -> f64 {
@@ -189,7 +200,7 @@ pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connect
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
     let second_half = second_half(&done, start, start + elapsed);
-    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None })
+    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None })
 }
 
 /// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
@@ -227,7 +238,7 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
         anyhow::Ok(())
     })?;
     let second_half = second_half(&allowed, start, last);
-    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None })
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None })
 }
 
 /// How many of `done` fall in the second half of `[start, end]`, and that half's length.
@@ -263,7 +274,7 @@ mod tests {
             tally.add(Ok(()));
         }
         tally.add(Err(("X".into(), "x".into())));
-        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)) };
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None };
         assert!((m.throughput() - 5.0).abs() < 1e-9);
         assert!((m.sustained() - 3.0).abs() < 1e-9);
         assert_eq!(m.cpu_per_request(), Some(Duration::from_millis(5) / 11));

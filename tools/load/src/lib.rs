@@ -105,7 +105,9 @@ impl Bench {
         eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
         let before = cpu::sample();
         let mut measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
-        measured.server_cpu = cpu::sample().since(&before);
+        let after = cpu::sample();
+        measured.server_cpu = after.since(&before);
+        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
         self.after(target, &measured)?;
         Ok(measured)
     }
@@ -123,7 +125,9 @@ impl Bench {
         eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
         let before = cpu::sample();
         let mut measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
-        measured.server_cpu = cpu::sample().since(&before);
+        let after = cpu::sample();
+        measured.server_cpu = after.since(&before);
+        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
         self.after(target, &measured)?;
         Ok(measured)
     }

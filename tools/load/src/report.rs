@@ -90,8 +90,8 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| target | mode | offered | requests | throughput (req/s) | 2nd half (req/s) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | server CPU/req (µs) | errors |")?;
-        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(f, "| target | mode | offered | requests | throughput (req/s) | 2nd half (req/s) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | server CPU/req (µs) | of which SQLite (µs) | errors |")?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for row in &self.rows {
             let m = &row.measured;
             let (mode, offered) = match row.mode {
@@ -103,11 +103,12 @@ impl fmt::Display for Report {
             } else {
                 m.tally.errors.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ")
             };
-            let cpu = m.cpu_per_request().map_or("-".to_string(), |c| c.as_micros().to_string());
+            let micros = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |c| c.as_micros().to_string());
+            let (cpu, sqlite) = (micros(m.cpu_per_request()), micros(m.sqlite_per_request()));
             let exhausted = if m.exhausted { " (requests ran out)" } else { "" };
             writeln!(
                 f,
-                "| {} | {mode} | {offered} | {}{exhausted} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu} | {errors} |",
+                "| {} | {mode} | {offered} | {}{exhausted} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu} | {sqlite} | {errors} |",
                 row.target.name(),
                 m.sent,
                 m.throughput(),
@@ -144,7 +145,7 @@ mod tests {
         }
         let tally = Tally { allowed, ..Tally::default() };
         let second_half = (allowed / 2, Duration::from_secs(secs) / 2);
-        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None } }
+        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None } }
     }
 
     #[test]
