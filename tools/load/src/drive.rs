@@ -85,14 +85,48 @@ pub struct Measured {
     pub tally: Tally,
     /// The closed loop ran out of prepared requests before its time was up.
     pub exhausted: bool,
+    /// Allowed entries answered in the second half of the phase, and how long that half lasted:
+    /// the sustained rate, once queues that absorb a burst (the audit queue) are full.
+    pub second_half: (u64, Duration),
+    /// CPU time the server threads spent during the phase (see [`crate::cpu`]).
+    pub server_cpu: Option<Duration>,
+    /// Of which in SQLite's worker threads.
+    pub sqlite_cpu: Option<Duration>,
 }
 
 impl Measured {
     /// Allowed entries per second.
     pub fn throughput(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.tally.allowed as f64 / secs } else { 0.0 }
+        rate(self.tally.allowed, self.elapsed)
     }
+
+    /// Server CPU time per request sent.
+    pub fn cpu_per_request(&self) -> Option<Duration> {
+        per(self.server_cpu, self.sent)
+    }
+
+    /// SQLite worker CPU time per request sent.
+    pub fn sqlite_per_request(&self) -> Option<Duration> {
+        per(self.sqlite_cpu, self.sent)
+    }
+
+    /// Allowed entries per second in the second half of the phase.
+    pub fn sustained(&self) -> f64 {
+        rate(self.second_half.0, self.second_half.1)
+    }
+}
+
+fn per(total: Option<Duration>, sent: usize) -> Option<Duration> {
+    let sent = u32::try_from(sent).ok().filter(|n| *n > 0)?;
+    total.map(|t| t / sent)
+}
+
+fn rate(count: u64, over: Duration) -> f64 {
+    let secs = over.as_secs_f64();
+    if secs > 0.0 { count as f64 / secs } else { 0.0 }
+}
+
+impl Measured {
 }
 
 /// `needle` occurs in `haystack`.
@@ -140,27 +174,33 @@ pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connect
     for _ in 0..connections {
         let (client, url, queue) = (client.clone(), url.to_string(), Arc::clone(&queue));
         senders.push(tokio::spawn(async move {
-            let (mut latency, mut tally) = (histogram(), Tally::default());
+            let (mut latency, mut tally, mut late) = (histogram(), Tally::default(), Vec::new());
             while Instant::now() < deadline {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some(request) = next else { break };
                 let sent = Instant::now();
                 let outcome = send(&client, &url, request).await;
-                latency.saturating_record(micros(sent.elapsed()));
+                let done = Instant::now();
+                latency.saturating_record(micros(done - sent));
+                if outcome.is_ok() {
+                    late.push(done);
+                }
                 tally.add(outcome);
             }
-            (latency, tally)
+            (latency, tally, late)
         }));
     }
-    let (mut latency, mut tally) = (histogram(), Tally::default());
+    let (mut latency, mut tally, mut done) = (histogram(), Tally::default(), Vec::new());
     for sender in senders {
-        let (h, t) = sender.await?;
+        let (h, t, d) = sender.await?;
         latency.add(h)?;
         tally.merge(t);
+        done.extend(d);
     }
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
-    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration })
+    let second_half = second_half(&done, start, start + elapsed);
+    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None })
 }
 
 /// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
@@ -184,17 +224,28 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
             (done.saturating_duration_since(scheduled), done, outcome)
         }));
     }
-    let (mut latency, mut tally, mut last) = (histogram(), Tally::default(), start);
+    let (mut latency, mut tally, mut last, mut allowed) = (histogram(), Tally::default(), start, Vec::with_capacity(sent));
     runtime.block_on(async {
         for task in inflight {
             let (took, done, outcome) = task.await?;
             latency.saturating_record(micros(took));
+            if outcome.is_ok() {
+                allowed.push(done);
+            }
             tally.add(outcome);
             last = last.max(done);
         }
         anyhow::Ok(())
     })?;
-    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false })
+    let second_half = second_half(&allowed, start, last);
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None })
+}
+
+/// How many of `done` fall in the second half of `[start, end]`, and that half's length.
+fn second_half(done: &[Instant], start: Instant, end: Instant) -> (u64, Duration) {
+    let half = end.saturating_duration_since(start) / 2;
+    let mid = start + half;
+    (done.iter().filter(|d| **d >= mid).count() as u64, end.saturating_duration_since(mid))
 }
 
 #[cfg(test)]
@@ -223,8 +274,18 @@ mod tests {
             tally.add(Ok(()));
         }
         tally.add(Err(("X".into(), "x".into())));
-        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false };
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None };
         assert!((m.throughput() - 5.0).abs() < 1e-9);
+        assert!((m.sustained() - 3.0).abs() < 1e-9);
+        assert_eq!(m.cpu_per_request(), Some(Duration::from_millis(5) / 11));
+    }
+
+    #[test]
+    fn second_half_counts_late_answers() {
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let (count, over) = second_half(&[at(100), at(499), at(500), at(900)], start, at(1000));
+        assert_eq!((count, over), (2, Duration::from_millis(500)));
     }
 
     #[test]

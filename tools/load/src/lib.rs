@@ -5,10 +5,12 @@
 //!
 //! A run, for each target: a warm-up (not measured), a closed-loop phase (peak throughput), and
 //! then for each target an open-loop phase at one common rate (by default half of the full
-//! path's peak). Servers and load generator run on separate tokio runtimes in this process, on
+//! path's sustained peak: the closed loop's rate in its second half, once the audit queue
+//! that absorbs a burst is full). Servers and load generator run on separate tokio runtimes in this process, on
 //! the same cores.
 #![forbid(unsafe_code)]
 
+pub mod cpu;
 pub mod drive;
 pub mod full;
 pub mod native;
@@ -100,7 +102,12 @@ impl Bench {
         let pool = (estimate.min(f64::from(options.max_rate)) * options.phase().as_secs_f64()).ceil() as usize;
         eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
         let requests = self.prepare(target, pool)?;
-        let measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
+        eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
+        let before = cpu::sample();
+        let mut measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
+        let after = cpu::sample();
+        measured.server_cpu = after.since(&before);
+        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
         self.after(target, &measured)?;
         Ok(measured)
     }
@@ -115,7 +122,12 @@ impl Bench {
         self.spent(target, opened.sent);
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
-        let measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
+        eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
+        let before = cpu::sample();
+        let mut measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
+        let after = cpu::sample();
+        measured.server_cpu = after.since(&before);
+        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
         self.after(target, &measured)?;
         Ok(measured)
     }
@@ -141,18 +153,17 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     let mut report = Report::default();
     for &target in &targets {
         let measured = bench.closed(target, options)?;
-        eprintln!("{}: closed loop {:.0} req/s", target.name(), measured.throughput());
+        eprintln!("{}: closed loop {:.0} req/s ({:.0} req/s in its second half)", target.name(), measured.throughput(), measured.sustained());
         report.rows.push(Row { target, mode: Mode::Closed(options.connections), measured });
     }
     let rate = match options.rate {
         Some(rate) => rate,
         None => {
-            let peak = report.rows.first().map_or(0.0, |r| r.measured.throughput());
+            let peak = report.rows.first().map_or(0.0, |r| r.measured.sustained());
             ((peak / 2.0).floor() as u32).clamp(1, options.max_rate)
         }
     };
     for &target in &targets {
-        eprintln!("{}: open loop at {rate} req/s", target.name());
         let measured = bench.open(target, options, rate)?;
         report.rows.push(Row { target, mode: Mode::Open(rate), measured });
     }

@@ -42,8 +42,8 @@ pub struct Options {
     /// Concurrent connections of the closed-loop (peak) phase. Default 32.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
-    /// Requests per second of the open-loop phase. Default: half of the peak the closed loop
-    /// measured on the full gateway (on the native baseline with `--target native`).
+    /// Requests per second of the open-loop phase. Default: half of the sustained peak (the
+    /// closed loop's second half) measured on the full gateway (on the native baseline with `--target native`).
     #[arg(long)]
     pub rate: Option<u32>,
     /// Which server(s) to measure. Default both.

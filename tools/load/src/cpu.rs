@@ -1,0 +1,104 @@
+//! CPU time the servers spent during a phase, per request: a figure that other work on a
+//! shared machine disturbs far less than throughput or latency do (they take the cores away;
+//! they do not make our instructions more numerous).
+//!
+//! Linux only: the on-CPU nanoseconds of every thread of this process
+//! (`/proc/self/task/<tid>/schedstat`, first field) except the load generator's (the `load`
+//! runtime's threads and the main thread, which schedules the open loop). Two numbers read from
+//! a file each; a crate for it would be heavier than the reading.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Thread id → (thread name, on-CPU nanoseconds), for the server threads.
+#[derive(Debug, Clone, Default)]
+pub struct Sample(HashMap<u32, (String, u64)>);
+
+/// Whether a thread name is one of sqlx's SQLite workers (the audit writer's, the catalog's
+/// and the access log's database work runs there).
+pub fn is_sqlite(comm: &str) -> bool {
+    comm.starts_with("sqlx-sqlite")
+}
+
+/// Reads the server threads' CPU time now; empty where `/proc` does not tell it.
+pub fn sample() -> Sample {
+    let mut threads = HashMap::new();
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Sample(threads) };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        if tid == me {
+            continue;
+        }
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim_end().to_string();
+        if comm == "load" {
+            continue;
+        }
+        let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()));
+        if let Some(ns) = on_cpu {
+            threads.insert(tid, (comm, ns));
+        }
+    }
+    Sample(threads)
+}
+
+impl Sample {
+    /// CPU time spent since `earlier` by the threads alive now (a thread that ended in between
+    /// is not counted; tokio's idle threads end after 10 s).
+    pub fn since(&self, earlier: &Sample) -> Option<Duration> {
+        self.since_where(earlier, |_| true)
+    }
+
+    /// [`Sample::since`] for the threads whose name passes `which`.
+    pub fn since_where(&self, earlier: &Sample, which: impl Fn(&str) -> bool) -> Option<Duration> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let ns = self
+            .0
+            .iter()
+            .filter(|(_, (comm, _))| which(comm))
+            .map(|(tid, (_, now))| now.saturating_sub(earlier.0.get(tid).map_or(0, |(_, ns)| *ns)))
+            .sum();
+        Some(Duration::from_nanos(ns))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_per_thread() {
+        let before = Sample(HashMap::from([(1, ("server".into(), 100)), (2, ("server".into(), 50))]));
+        let after = Sample(HashMap::from([(1, ("server".into(), 400)), (3, ("sqlx-sqlite-wor".into(), 25))]));
+        assert_eq!(after.since(&before), Some(Duration::from_nanos(325)));
+        assert_eq!(after.since_where(&before, is_sqlite), Some(Duration::from_nanos(25)));
+        assert_eq!(Sample::default().since(&before), None);
+    }
+
+    #[test]
+    fn a_busy_thread_is_seen() {
+        if !std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            return;
+        }
+        let own = || std::fs::read_to_string("/proc/thread-self/schedstat").unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap();
+        let before = sample();
+        let (busy_tx, busy_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let worker = std::thread::spawn(move || {
+            // Spin until this thread has run 30 ms of CPU, however loaded the machine is.
+            let start = own();
+            while own() - start < 30_000_000 {}
+            busy_tx.send(()).unwrap();
+            stop_rx.recv().ok();
+        });
+        busy_rx.recv().unwrap();
+        let after = sample();
+        stop_tx.send(()).unwrap();
+        worker.join().unwrap();
+        assert!(after.since(&before).unwrap() >= Duration::from_millis(30));
+    }
+}
