@@ -123,7 +123,7 @@ codes! {
     GATEWAY_BUSY = 503, Gateway, "plugin", "Every plugin instance slot is in use.";
     BACKEND_UNAVAILABLE = 502, Backend, "plugin", "A backend the plugin depends on failed or timed out.";
     CATALOG_STALE = 503, Gateway, "before authentication", "The gateway's catalog snapshot is older than its staleness bound; it fails closed. /health says why.";
-    AUDIT_BACKPRESSURE = 503, Gateway, "before authentication", "The audit queue is full; the gateway refuses new work rather than dropping audit records.";
+    AUDIT_BACKPRESSURE = 503, Gateway, "before authentication; consent", "The audit queue (or the holder-data access log) is full; the gateway refuses new work rather than dropping records.";
     LEDGER_CONFLICT = 409, Caller, "audit", "The money movement's idempotency key was already used for another ledger entry of this application.";
     LEDGER_INVALID = 502, Plugin, "audit", "The plugin moved money with an entry the ledger cannot take (no account, zero amount).";
     AUDIT_UNAVAILABLE = 503, Gateway, "audit", "The audit store could not commit the decision (money-moving actions are not answered without it).";

@@ -1,8 +1,9 @@
 //! The plugin author's loop end to end, as a department and its province run it, with the real
 //! binary: `onecard plugin new` → `cargo test` in the new crate (the template's Harness tests pass
-//! unchanged) → `onecard plugin build` → the printed filing applied with `onecard catalog apply`
-//! → the component uploaded to the catalog's artifact store → the new action called through the
-//! gateway with a signed request and a card credential.
+//! unchanged) → `onecard plugin build` → the printed filing appended to the example city's
+//! catalog and applied with `onecard catalog apply` → the component uploaded to the catalog's
+//! artifact store → the new action called through the gateway by one of the city's channels with
+//! one of its cards.
 //!
 //! Slow: it compiles a crate natively and to wasm. The nested builds share a target dir under the
 //! workspace's `target/`, so only the new crate itself is rebuilt on later runs.
@@ -11,15 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use onecard_catalog::model::KeyAlgorithm;
-use onecard_gateway::auth::{RequestSigner, SigningKey, random_nonce};
+use onecard_gateway::auth::{RequestSigner, SigningKeyFile, random_nonce};
 use onecard_gateway::credential::{CredentialClaims, IssuerSigningKey, mint};
 use onecard_gateway::server::{Running, ServeConfig};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 const WORKSPACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const CHANNEL: &str = "3300000009";
+/// The example city's park-gate channel (its test key is `examples/city/keys/park-gates.toml`).
+const CHANNEL: &str = "3300000001";
+/// A card of the example city (li, an adult).
+const CARD: &str = "330106199006150044";
 
 /// The nested cargo runs get the environment a department's shell would have: flags meant for
 /// this test build must not leak into them, and they share one target dir.
@@ -38,71 +41,30 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A valid 18-character resident ID number (GB 11643 check character).
-fn ssn(n: u32) -> String {
-    let body = format!("33010219800101{:03}", n % 1000);
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body.chars().zip(weights).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
-    format!("{body}{}", ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize])
+/// A test key of the example city (`examples/city/keys/NAME.toml`).
+fn city_key(name: &str) -> SigningKeyFile {
+    SigningKeyFile::read(&Path::new(WORKSPACE).join(format!("examples/city/keys/{name}.toml"))).expect("the example city's test key")
 }
 
-/// The province's catalog: a department, a channel and its key, a grant of the new application,
-/// a trusted card issuer and one card; then the department's application entry with its config,
-/// and the filing exactly as `onecard plugin build` printed it.
-fn catalog(channel_key: &str, issuer_key: &str, filing: &str) -> String {
-    let card = ssn(7);
+/// The example city's catalog (`examples/city/catalog.toml`, as a province keeps it) with the new
+/// application appended: its department, a grant to the city's park-gate channel, the
+/// application entry with its config, and the filing exactly as `onecard plugin build` printed it.
+fn catalog(filing: &str) -> String {
+    let city = std::fs::read_to_string(Path::new(WORKSPACE).join("examples/city/catalog.toml")).expect("the example city's catalog");
     format!(
-        r#"
-[[provinces]]
-code = "33"
-name = "浙江省"
-
-[[cities]]
-code = "3301"
-name = "杭州市"
+        r#"{city}
 
 [[departments]]
 id = "hz-culture"
 name = "杭州市文化广电旅游局"
 city = "3301"
 
-[[channels]]
-id = "{CHANNEL}"
-name = "市民中心服务台"
-kind = "government_app"
-
-[[channels.keys]]
-key_id = "desk-2026"
-algorithm = "ed25519"
-public_key = "{channel_key}"
-not_before = "2026-01-01T00:00:00Z"
-not_after = "2036-01-01T00:00:00Z"
-
 [[grants]]
 channel = "{CHANNEL}"
 application = "hello"
 actions = ["greet"]
 not_before = "2026-01-01T00:00:00Z"
-not_after = "2036-01-01T00:00:00Z"
-
-[[issuer_keys]]
-key_id = "author-issuer"
-issuer = "浙江省社会保障卡服务平台"
-algorithm = "ed25519"
-public_key = "{issuer_key}"
-not_before = "2026-01-01T00:00:00Z"
-not_after = "2036-01-01T00:00:00Z"
-
-[[cards]]
-card_ref = "ssn:{card}"
-card_number = "B00000007"
-card_id_code = "330100D156000005000000000000AB07"
-issuing_region = "330100"
-status = "normal"
-real_name = true
-real_card = true
-bank_activated = true
-valid_until = "2035-12-31T00:00:00Z"
+not_after = "2028-01-01T00:00:00Z"
 
 [[applications]]
 id = "hello"
@@ -180,7 +142,7 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
     let filing = report["filing_toml"].as_str().expect("filing_toml");
     assert!(filing.contains(&format!("sha256 = \"{sha256}\"")), "{filing}");
 
-    // 4. The province: a fresh catalog, the component uploaded, the filing applied.
+    // 4. The province: the example city's catalog, the component uploaded, the filing applied.
     let db = tmp.path().join("city.db").display().to_string();
     let init = onecard(&["catalog", "init", "--db", &db]);
     assert_eq!(init.status.code(), Some(0), "{}", text(&init.stderr));
@@ -203,10 +165,8 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
     let stored: Value = uploaded.json().await.expect("JSON");
     assert_eq!(stored["sha256"], sha256.as_str(), "the store hashes the same bytes");
 
-    let channel_key = SigningKey::generate(KeyAlgorithm::Ed25519);
-    let issuer_key = SigningKey::generate(KeyAlgorithm::Ed25519);
     let catalog_file = tmp.path().join("catalog.toml");
-    let toml = catalog(&channel_key.public_key_base64().expect("key"), &issuer_key.public_key_base64().expect("key"), filing);
+    let toml = catalog(filing);
     std::fs::write(&catalog_file, toml).expect("write the catalog");
     let url = format!("{base}/catalog");
     let applied = onecard(&["catalog", "apply", catalog_file.to_str().expect("UTF-8"), "--url", &url, "--token", &admin_token]);
@@ -218,13 +178,15 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
     // 5. A channel calls the new action with a holder's card: allowed once, then the plugin's
     //    own refusal, with the limit from the application's catalog config.
     let store = running.catalog.as_ref().expect("store");
-    let card_ref = store.card_ref(&ssn(7)).await.expect("card ref");
-    let issuer = IssuerSigningKey::new("author-issuer", issuer_key).expect("issuer");
+    let card_ref = store.card_ref(CARD).await.expect("card ref");
+    let issuer_file = city_key("card-issuer");
+    let issuer = IssuerSigningKey::new(issuer_file.key_id, issuer_file.key).expect("issuer");
     let token = || {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
         mint(&issuer, &CredentialClaims::new(card_ref.clone(), "330100", now, 30)).expect("mint")
     };
-    let signer = RequestSigner::new(CHANNEL, "desk-2026", channel_key).expect("signer");
+    let gates = city_key("park-gates");
+    let signer = RequestSigner::new(CHANNEL, &gates.key_id, gates.key).expect("signer");
 
     let (status, answer) = greet(&http, &base, &signer, &token()).await;
     assert_eq!((status, answer["decision"].as_str()), (200, Some("allowed")), "{answer}");

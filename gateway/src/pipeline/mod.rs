@@ -276,7 +276,8 @@ impl Gateway {
                             consent_id: Some(c.id.clone()),
                             scopes: filed.spec.scopes.clone(),
                             gateway: String::new(),
-                        });
+                        })
+                        .map_err(|full| GatewayError::of(codes::AUDIT_BACKPRESSURE, full.to_string()))?;
                         consented_view(&self.holders.attributes(card_ref), &filed.spec.scopes)
                     }
                     None => Vec::new(),

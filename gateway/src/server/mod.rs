@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
-use crate::capabilities::kv::{KvBackend, MemoryKv, RedisKv, RedisKvConfig};
+use crate::capabilities::kv::{KvBackend, RedisKv, RedisKvConfig, SqlKv};
 use crate::capabilities::outbound::ReqwestHttp;
 use crate::enforced::AppBuilder;
 use crate::holders::{FileHolders, HolderDirectory};
@@ -62,7 +62,8 @@ pub struct ServeConfig {
     /// Replay caches.
     #[serde(default)]
     pub nonces: NonceSettings,
-    /// Plugins' key-value state: in memory (one gateway) unless `[kv] url` names a Redis shared
+    /// Plugins' key-value state: in `database` (table `plugin_kv`; survives restarts, and on
+    /// PostgreSQL is shared by the gateways that use it) unless `[kv] url` names a Redis shared
     /// by the city's gateways.
     #[serde(default)]
     pub kv: Option<RedisKvConfig>,
@@ -193,6 +194,22 @@ impl Drop for Running {
     }
 }
 
+/// How often expired plugin state is deleted from the database.
+const KV_PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes expired plugin state now and then, so the table holds only what is live.
+async fn prune_kv(kv: SqlKv) {
+    let mut every = tokio::time::interval(KV_PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        match kv.prune_expired().await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired plugin state pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune expired plugin state"),
+        }
+    }
+}
+
 async fn nonce_store(settings: &NonceSettings) -> anyhow::Result<Arc<dyn NonceStore>> {
     Ok(match &settings.redis_url {
         Some(url) => Arc::new(RedisNonceStore::connect(&RedisNonceConfig::new(url.clone())).await.context("cannot reach Redis for the nonce store")?),
@@ -209,9 +226,14 @@ async fn data_plane(
     audit: AuditStore,
 ) -> anyhow::Result<(Gateway, Vec<JoinHandle<()>>)> {
     let runtime = Arc::new(Runtime::new(config.runtime.clone()).context("cannot start the plugin runtime")?);
+    let mut tasks = Vec::new();
     let kv: Arc<dyn KvBackend> = match &config.kv {
         Some(redis) => Arc::new(RedisKv::connect(redis).await.map_err(|e| anyhow::anyhow!("cannot reach Redis for plugin state: {e}"))?),
-        None => Arc::new(MemoryKv::new()),
+        None => {
+            let kv = SqlKv::connect(&config.database).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
+            tasks.push(tokio::spawn(prune_kv(kv.clone())));
+            Arc::new(kv)
+        }
     };
     let builder = Arc::new(AppBuilder::new(
         Arc::clone(&runtime),
@@ -262,7 +284,7 @@ async fn data_plane(
             }
         }
     });
-    let tasks = vec![tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates];
+    tasks.extend([tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates]);
     Ok((gateway, tasks))
 }
 

@@ -1,6 +1,7 @@
 //! The holder's access log: each read of holder data scopes is reported to the catalog, which
 //! shows it to the holder (`/v1/holder/accesses`). Reports are batched off the hot path and
-//! retried until the catalog takes them.
+//! retried until the catalog takes them; none is ever dropped: when the queue is full, the
+//! request that would read holder data is refused instead (`AUDIT_BACKPRESSURE`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,21 @@ use super::CatalogSource;
 const QUEUE: usize = 65_536;
 /// Largest batch sent at once.
 const BATCH: usize = 500;
+/// How long the reporter gathers more accesses after the first of a batch. Each report is one
+/// transaction (and, on SQLite, one `fsync`) in the catalog: without lingering, a steady
+/// trickle of requests writes one transaction per access. A holder sees the access this much
+/// later, which nobody notices.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// The access log's queue is full: the access cannot be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessLogFull;
+
+impl std::fmt::Display for AccessLogFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the holder-data access log is full ({QUEUE} accesses waiting for the catalog); holder data is not read until it drains")
+    }
+}
 
 /// Queues accesses for the catalog.
 #[derive(Debug, Clone)]
@@ -24,10 +40,23 @@ pub struct AccessReporter {
 impl AccessReporter {
     /// Starts the reporting task for `gateway_id`.
     pub fn spawn(source: Arc<dyn CatalogSource>, gateway_id: String) -> Self {
-        let (tx, mut rx) = mpsc::channel::<AccessRecord>(QUEUE);
+        Self::spawn_with(source, gateway_id, QUEUE)
+    }
+
+    fn spawn_with(source: Arc<dyn CatalogSource>, gateway_id: String, capacity: usize) -> Self {
+        let (tx, mut rx) = mpsc::channel::<AccessRecord>(capacity);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let linger = tokio::time::sleep(LINGER);
+                tokio::pin!(linger);
+                while batch.len() < BATCH {
+                    let room = BATCH - batch.len();
+                    tokio::select! {
+                        received = rx.recv_many(&mut batch, room) => if received == 0 { break },
+                        () = &mut linger => break,
+                    }
+                }
                 while let Err(e) = source.report_accesses(&gateway_id, &batch).await {
                     tracing::warn!(error = %e, records = batch.len(), "cannot report holder-data accesses; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -38,11 +67,57 @@ impl AccessReporter {
         AccessReporter { tx }
     }
 
-    /// Queues one access. A full queue is logged and counted, never waited on.
-    pub fn record(&self, record: AccessRecord) {
-        if self.tx.try_send(record).is_err() {
-            metrics::counter!("onecard_access_reports_dropped_total").increment(1);
-            tracing::error!("holder-data access queue full; an access was not reported");
+    /// Queues one access, or says the queue is full: never waits, never drops.
+    pub fn record(&self, record: AccessRecord) -> Result<(), AccessLogFull> {
+        self.tx.try_send(record).map_err(|_| {
+            metrics::counter!("onecard_access_log_full_total").increment(1);
+            AccessLogFull
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::LocalCatalog;
+
+    fn access(n: usize) -> AccessRecord {
+        AccessRecord {
+            at: chrono::Utc::now(),
+            card_ref: format!("card-{n}"),
+            application: "parks".into(),
+            action: "enter".into(),
+            channel: "3300000001".into(),
+            consent_id: Some("c".into()),
+            scopes: ["holder.age".to_string()].into(),
+            gateway: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_every_queued_access_arrives() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = onecard_catalog::Store::open(&dir.path().join("c.db").display().to_string()).await.unwrap();
+        let source = Arc::new(LocalCatalog::new(store.clone(), chrono::Duration::minutes(5)));
+        // A current-thread runtime: the reporter cannot run until the test awaits, so the queue fills.
+        let reporter = AccessReporter::spawn_with(source, "gw-1".into(), 3);
+        for n in 0..3 {
+            reporter.record(access(n)).unwrap();
+        }
+        assert_eq!(reporter.record(access(3)), Err(AccessLogFull));
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = 0;
+        while std::time::Instant::now() < deadline {
+            seen = 0;
+            for n in 0..4 {
+                seen += store.accesses_of(&format!("card-{n}")).await.unwrap().len();
+            }
+            if seen == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen, 3, "the three queued accesses arrive, the refused one is not invented");
+        assert!(store.accesses_of("card-3").await.unwrap().is_empty());
     }
 }

@@ -176,6 +176,11 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn memory_kv_keeps_the_backend_contract() {
+        super::super::contract::holds(&MemoryKv::new()).await;
+    }
+
+    #[tokio::test]
     async fn namespaces_do_not_see_each_other() {
         let kv = MemoryKv::new();
         kv.set("parks", "k", b"1".to_vec(), None).await.unwrap();

@@ -2,11 +2,13 @@
 //! markers, idempotency records).
 //!
 //! The namespace is the catalog application id and is fixed by the host: a plugin cannot name
-//! another application's keys. Backends: [`MemoryKv`] (one gateway: the embedded default, the CLI
-//! and tests); state shared by several gateways goes to Redis ([`RedisKv`]).
+//! another application's keys. Backends: [`SqlKv`] (the gateway's database: the embedded SQLite
+//! file by default, so state survives a restart; or PostgreSQL, shared by the city's gateways),
+//! [`RedisKv`] (shared by several gateways), [`MemoryKv`] (the CLI's `plugin run` and tests).
 
 mod memory;
 mod redis;
+mod sql;
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use crate::bindings::onecard::plugin::kv::{Host, KvError, add_to_linker};
 
 pub use memory::MemoryKv;
 pub use self::redis::{RedisKv, RedisKvConfig};
+pub use sql::SqlKv;
 
 /// Size limits of keys and values.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -150,4 +153,44 @@ impl Host for Metered<'_, KvState> {
 
 pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     add_to_linker::<HostState, MeteredData<KvState>>(linker, |s| Metered { state: &mut s.kv, meter: &mut s.meter })
+}
+
+/// The behaviour every backend keeps, run against each of them by their own tests.
+#[cfg(test)]
+pub(crate) mod contract {
+    use std::time::Duration;
+
+    use super::{KvBackend, KvBackendError};
+
+    /// Namespaces are separate, compare-and-swap swaps only from the expected value (absent
+    /// included), increments count and refuse text without changing it, entries expire, delete
+    /// tells whether a live entry was there. Uses namespaces unique to the call.
+    pub(crate) async fn holds(kv: &dyn KvBackend) {
+        let ns = format!("contract-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let other = format!("{ns}-other");
+        assert_eq!(kv.get(&ns, "k").await.unwrap(), None);
+        assert!(kv.compare_and_swap(&ns, "k", None, b"a".to_vec(), Some(Duration::from_secs(60))).await.unwrap());
+        assert!(!kv.compare_and_swap(&ns, "k", None, b"b".to_vec(), None).await.unwrap(), "exists already");
+        assert!(!kv.compare_and_swap(&ns, "k", Some(b"x".to_vec()), b"b".to_vec(), None).await.unwrap(), "wrong expectation");
+        assert!(kv.compare_and_swap(&ns, "k", Some(b"a".to_vec()), b"b".to_vec(), None).await.unwrap());
+        assert_eq!(kv.get(&ns, "k").await.unwrap(), Some(b"b".to_vec()));
+        assert_eq!(kv.get(&other, "k").await.unwrap(), None, "namespaces are separate");
+        assert_eq!(kv.increment(&ns, "n", 2, Some(Duration::from_secs(60))).await.unwrap(), 2);
+        assert_eq!(kv.increment(&ns, "n", 3, None).await.unwrap(), 5);
+        assert_eq!(kv.increment(&ns, "n", -6, None).await.unwrap(), -1);
+        assert_eq!(kv.increment(&ns, "k", 1, None).await, Err(KvBackendError::NotANumber));
+        assert_eq!(kv.get(&ns, "k").await.unwrap(), Some(b"b".to_vec()), "a failed increment changed nothing");
+        kv.set(&ns, "bin", vec![0xff, 0x00, 0x7f], None).await.unwrap();
+        assert_eq!(kv.get(&ns, "bin").await.unwrap(), Some(vec![0xff, 0x00, 0x7f]), "values are bytes");
+        kv.set(&ns, "t", b"v".to_vec(), Some(Duration::from_millis(50))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(kv.get(&ns, "t").await.unwrap(), None, "expired");
+        assert!(!kv.delete(&ns, "t").await.unwrap(), "an expired entry was not there");
+        assert!(kv.compare_and_swap(&ns, "t", None, b"again".to_vec(), None).await.unwrap(), "an expired entry counts as absent");
+        assert_eq!(kv.increment(&ns, "gone", 1, Some(Duration::from_millis(50))).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(kv.increment(&ns, "gone", 1, None).await.unwrap(), 1, "an expired counter starts again");
+        assert!(kv.delete(&ns, "k").await.unwrap());
+        assert!(!kv.delete(&ns, "k").await.unwrap());
+    }
 }

@@ -197,24 +197,8 @@ mod tests {
 
     #[tokio::test]
     #[cfg_attr(not(onecard_redis), ignore = "needs Redis: set ONECARD_TEST_REDIS_URL")]
-    async fn redis_kv_behaves_like_the_memory_backend() {
-        let kv = store().await;
-        assert_eq!(kv.get("parks", "k").await.unwrap(), None);
-        assert!(kv.compare_and_swap("parks", "k", None, b"a".to_vec(), Some(Duration::from_secs(60))).await.unwrap());
-        assert!(!kv.compare_and_swap("parks", "k", None, b"b".to_vec(), None).await.unwrap(), "exists already");
-        assert!(!kv.compare_and_swap("parks", "k", Some(b"x".to_vec()), b"b".to_vec(), None).await.unwrap(), "wrong expectation");
-        assert!(kv.compare_and_swap("parks", "k", Some(b"a".to_vec()), b"b".to_vec(), None).await.unwrap());
-        assert_eq!(kv.get("parks", "k").await.unwrap(), Some(b"b".to_vec()));
-        assert_eq!(kv.get("transit", "k").await.unwrap(), None, "namespaces are separate");
-        assert_eq!(kv.increment("parks", "n", 2, Some(Duration::from_secs(60))).await.unwrap(), 2);
-        assert_eq!(kv.increment("parks", "n", 3, None).await.unwrap(), 5);
-        assert_eq!(kv.increment("parks", "k", 1, None).await, Err(KvBackendError::NotANumber));
-        assert_eq!(kv.get("parks", "k").await.unwrap(), Some(b"b".to_vec()), "a failed increment changed nothing");
-        kv.set("parks", "t", b"v".to_vec(), Some(Duration::from_millis(50))).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(kv.get("parks", "t").await.unwrap(), None, "expired");
-        assert!(kv.delete("parks", "k").await.unwrap());
-        assert!(!kv.delete("parks", "k").await.unwrap());
+    async fn redis_kv_keeps_the_backend_contract() {
+        super::super::contract::holds(&store().await).await;
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 use onecard_sdk::{ActionSpec, HandleError, Plugin, PluginInfo, Request, Response, http, kv, log};
 
+#[derive(Debug)]
 pub struct Hostile;
 
 const ANY: &str = r#"{"type":"object"}"#;

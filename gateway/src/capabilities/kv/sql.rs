@@ -1,0 +1,306 @@
+//! [`SqlKv`]: plugins' key-value state in the gateway's own database — the embedded SQLite file
+//! of `onecard serve` by default, or PostgreSQL, where several gateways then share it like Redis.
+//!
+//! Plugin state must outlive the process: an e-CNY wallet's daily total, a hospital's stored
+//! message ids and a park's anti-passback markers are rules, not caches, and a restart must not
+//! reset them. Each entry is one row of `plugin_kv`; every operation is one statement, so each is
+//! atomic on its own. Increment is a read followed by a compare-and-swap on the value read,
+//! repeated if another writer came between (one of them always succeeds), because neither engine
+//! parses a counter out of bytes the way the other backends do in one step.
+//!
+//! Durability on SQLite: these connections commit with `synchronous = NORMAL` (WAL): a commit is
+//! safe from a process crash at once and from a power loss at the next fully synced commit of
+//! the file — the audit writer's, at most its flush interval later, and always before a
+//! money-moving request is answered, whose ledger commit follows its plugin's writes.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Row};
+
+use super::{KvBackend, KvBackendError};
+
+/// Concurrent connections: SQLite has one writer at a time anyway; PostgreSQL is shared with the
+/// city's other gateways, so each takes a few.
+const SQLITE_CONNECTIONS: u32 = 4;
+const POSTGRES_CONNECTIONS: u32 = 8;
+/// How long a SQLite statement waits for the file's write lock held by another connection (the
+/// audit writer, the catalog) before failing; a plugin's deadline is far shorter in practice.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+/// Attempts of one increment under contention before it reports the store unavailable.
+const INCREMENT_ATTEMPTS: usize = 64;
+
+/// A [`KvBackend`] in SQLite or PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct SqlKv {
+    pool: AnyPool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn expiry(ttl: Option<Duration>) -> Option<i64> {
+    ttl.map(|t| now_ms().saturating_add(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)))
+}
+
+fn unavailable(e: sqlx::Error) -> KvBackendError {
+    KvBackendError::Unavailable(e.to_string())
+}
+
+/// A live row: no expiry, or one still ahead.
+const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > $3)";
+
+impl SqlKv {
+    /// Opens the database at `url` (a SQLite path or `sqlite:` URL, created if missing, or a
+    /// `postgres://` URL) and creates the `plugin_kv` table if it is not there.
+    pub async fn connect(url: &str) -> Result<SqlKv, KvBackendError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = onecard_catalog::store::database_url(url).map_err(|e| KvBackendError::Unavailable(e.to_string()))?;
+        let sqlite = backend == onecard_catalog::store::Backend::Sqlite;
+        let options = AnyConnectOptions::from_str(&url).map_err(unavailable)?.disable_statement_logging();
+        let mut pool = AnyPoolOptions::new().max_connections(if sqlite { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS });
+        if sqlite {
+            // WAL is a property of the file; set it once, before any pool connection.
+            let mut conn = options.connect().await.map_err(unavailable)?;
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await.map_err(unavailable)?;
+            sqlx::Connection::close(conn).await.map_err(unavailable)?;
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool.connect_with(options).await.map_err(unavailable)?;
+        let value_type = if sqlite { "BLOB" } else { "BYTEA" };
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS plugin_kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value {value_type} NOT NULL, \
+             expires_at_ms BIGINT, PRIMARY KEY (namespace, key))"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.map_err(unavailable)?;
+        Ok(SqlKv { pool })
+    }
+
+    /// Deletes expired rows (the gateway calls this periodically); returns how many.
+    pub async fn prune_expired(&self) -> Result<u64, KvBackendError> {
+        let done = sqlx::query("DELETE FROM plugin_kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1")
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Inserts `value` unless a live row exists (an expired one is replaced).
+    async fn insert_if_absent(&self, ns: &str, key: &str, value: Vec<u8>, expires_at_ms: Option<i64>) -> Result<bool, KvBackendError> {
+        let done = sqlx::query(
+            "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $4, $5) \
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms \
+             WHERE plugin_kv.expires_at_ms IS NOT NULL AND plugin_kv.expires_at_ms <= $3",
+        )
+        .bind(ns.to_owned())
+        .bind(key.to_owned())
+        .bind(now_ms())
+        .bind(value)
+        .bind(expires_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a live row's value `expected` by `new`, with `expires_at_ms`.
+    async fn replace(&self, ns: &str, key: &str, expected: Vec<u8>, new: Vec<u8>, expires_at_ms: Option<i64>) -> Result<bool, KvBackendError> {
+        let sql = format!("UPDATE plugin_kv SET value = $5, expires_at_ms = $6 WHERE namespace = $1 AND key = $2 AND {LIVE} AND value = $4");
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ns.to_owned())
+            .bind(key.to_owned())
+            .bind(now_ms())
+            .bind(expected)
+            .bind(new)
+            .bind(expires_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The live value and expiry of a key.
+    async fn entry(&self, ns: &str, key: &str) -> Result<Option<(Vec<u8>, Option<i64>)>, KvBackendError> {
+        let sql = format!("SELECT value, expires_at_ms FROM plugin_kv WHERE namespace = $1 AND key = $2 AND {LIVE}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ns.to_owned())
+            .bind(key.to_owned())
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Option<i64>, _>(1)?))).transpose().map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl KvBackend for SqlKv {
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError> {
+        Ok(self.entry(ns, key).await?.map(|(value, _)| value))
+    }
+
+    async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
+        sqlx::query(
+            "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+        )
+        .bind(ns.to_owned())
+        .bind(key.to_owned())
+        .bind(value)
+        .bind(expiry(ttl))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
+        let deleted = sqlx::query("DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2 RETURNING expires_at_ms")
+            .bind(ns.to_owned())
+            .bind(key.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = deleted else { return Ok(false) };
+        let expires_at_ms: Option<i64> = row.try_get(0).map_err(unavailable)?;
+        Ok(expires_at_ms.is_none_or(|t| t > now_ms()))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, KvBackendError> {
+        match expected {
+            None => self.insert_if_absent(ns, key, new, expiry(ttl)).await,
+            Some(expected) => self.replace(ns, key, expected, new, expiry(ttl)).await,
+        }
+    }
+
+    async fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError> {
+        for _ in 0..INCREMENT_ATTEMPTS {
+            match self.entry(ns, key).await? {
+                None => {
+                    if self.insert_if_absent(ns, key, delta.to_string().into_bytes(), expiry(ttl)).await? {
+                        return Ok(delta);
+                    }
+                }
+                Some((bytes, expires_at_ms)) => {
+                    let current = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(KvBackendError::NotANumber)?;
+                    let value = current.checked_add(delta).ok_or(KvBackendError::NotANumber)?;
+                    // The expiry set when the counter was created stays, as in the other backends.
+                    if self.replace(ns, key, bytes, value.to_string().into_bytes(), expires_at_ms).await? {
+                        return Ok(value);
+                    }
+                }
+            }
+        }
+        Err(KvBackendError::Unavailable(format!("increment of `{key}` lost {INCREMENT_ATTEMPTS} races in a row")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> SqlKv {
+        SqlKv::connect(&dir.path().join("gateway.db").display().to_string()).await.expect("open SQLite")
+    }
+
+    /// Concurrent increments through `a` and `b` (two pools, as two processes): none is lost.
+    async fn concurrent_increments_all_count(a: SqlKv, b: SqlKv) {
+        let ns = format!("count-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let tasks: Vec<_> = (0..40)
+            .map(|i| {
+                let kv = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+                let ns = ns.clone();
+                tokio::spawn(async move { kv.increment(&ns, "capacity", 1, Some(Duration::from_secs(60))).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for t in tasks {
+            seen.push(t.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=40).collect::<Vec<i64>>(), "every increment got its own count");
+        // And exactly one of many concurrent swaps from absent wins.
+        let swaps: Vec<_> = (0..16u8)
+            .map(|i| {
+                let kv = if i % 2 == 0 { Arc::clone(&a) } else { Arc::clone(&b) };
+                let ns = ns.clone();
+                tokio::spawn(async move { kv.compare_and_swap(&ns, "inside:h", None, vec![i], None).await.unwrap() })
+            })
+            .collect();
+        let mut won = 0;
+        for t in swaps {
+            won += usize::from(t.await.unwrap());
+        }
+        assert_eq!(won, 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_kv_keeps_the_backend_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::capabilities::kv::contract::holds(&sqlite(&dir).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_kv_counts_every_concurrent_increment() {
+        let dir = tempfile::tempdir().unwrap();
+        concurrent_increments_all_count(sqlite(&dir).await, sqlite(&dir).await).await;
+    }
+
+    #[tokio::test]
+    async fn state_survives_a_restart_and_expired_rows_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = sqlite(&dir).await;
+        kv.set("ecny", "daily:w1", b"5000".to_vec(), None).await.unwrap();
+        kv.set("parks", "short", b"x".to_vec(), Some(Duration::from_millis(1))).await.unwrap();
+        kv.pool.close().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let reopened = sqlite(&dir).await;
+        assert_eq!(reopened.get("ecny", "daily:w1").await.unwrap(), Some(b"5000".to_vec()));
+        assert_eq!(reopened.prune_expired().await.unwrap(), 1);
+        assert_eq!(reopened.prune_expired().await.unwrap(), 0);
+        assert_eq!(reopened.get("ecny", "daily:w1").await.unwrap(), Some(b"5000".to_vec()), "pruning keeps live rows");
+    }
+
+    #[tokio::test]
+    async fn a_bad_database_is_a_clear_error() {
+        let err = SqlKv::connect("mysql://nowhere").await.unwrap_err();
+        assert!(err.to_string().contains("neither a postgres:// URL nor a SQLite file path"), "{err}");
+    }
+
+    fn postgres_url() -> String {
+        std::env::var("ONECARD_TEST_POSTGRES_URL").expect("ONECARD_TEST_POSTGRES_URL is set for PostgreSQL tests")
+    }
+
+    #[tokio::test]
+    #[cfg_attr(not(onecard_pg), ignore = "needs PostgreSQL: set ONECARD_TEST_POSTGRES_URL")]
+    async fn postgres_kv_keeps_the_backend_contract() {
+        crate::capabilities::kv::contract::holds(&SqlKv::connect(&postgres_url()).await.unwrap()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(onecard_pg), ignore = "needs PostgreSQL: set ONECARD_TEST_POSTGRES_URL")]
+    async fn two_gateways_sharing_postgres_count_every_increment() {
+        let url = postgres_url();
+        concurrent_increments_all_count(SqlKv::connect(&url).await.unwrap(), SqlKv::connect(&url).await.unwrap()).await;
+    }
+}
