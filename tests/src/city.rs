@@ -360,6 +360,7 @@ pub struct TestCity {
     pub cards: HashMap<&'static str, String>,
     /// HTTP client.
     pub http: reqwest::Client,
+    config: ServeConfig,
     _dir: tempfile::TempDir,
 }
 
@@ -469,8 +470,19 @@ impl TestCity {
             issuer: IssuerSigningKey::new("test-issuer", issuer_key).expect("issuer"),
             cards,
             http: reqwest::Client::new(),
+            config,
             _dir: dir,
         }
+    }
+
+    /// Stops the server (after flushing its audit writer) and starts it again on the same
+    /// database and configuration, as an operator's restart would.
+    pub async fn restart(&mut self) {
+        self.running.gateway.audit.flush().await.expect("flush audit");
+        let running = onecard_gateway::server::serve(&self.config).await.expect("serve again");
+        let old = std::mem::replace(&mut self.running, running);
+        old.stop();
+        self.base = format!("http://{}", self.running.addr);
     }
 
     /// A fresh credential for card `name`, issued now, valid 30 s.

@@ -6,7 +6,8 @@
 //!   shown to change nothing: the holder is not marked inside and no place is taken;
 //! - entitlements: seniors free by the consented age, residents discounted by the card's issuing
 //!   region, annual passes, a venue that admits only entitled holders;
-//! - anti-passback with exit, idempotent retries of one entry, capacity per day and per slot.
+//! - anti-passback with exit, idempotent retries of one entry, capacity per day and per slot;
+//! - the plugin's state (who is inside, today's count, passes) survives a gateway restart.
 //!
 //! Parks moves no money (the fee is what the gate charges the holder itself), so the gateway's
 //! ledger for the application stays empty throughout.
@@ -221,4 +222,21 @@ async fn every_refusal_of_the_gate_has_its_own_code_and_changes_nothing() {
     // The gateway's own refusals come before the plugin: a gate the catalog does not register.
     let unregistered = city.call(APP, "enter", &body(&city, "senior", Some("tiny"), Some("T-9"), json!({}), &random_nonce())).await;
     refused(&city, &unregistered, "TERMINAL_NOT_REGISTERED", 403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_venue_state_survives_a_gateway_restart() {
+    let mut city = city().await;
+    admitted(&enter(&city, "senior", "tiny", json!({})).await);
+    let pass = city
+        .call(APP, "issue_pass", &json!({ "credential": city.token("adult"), "params": { "valid_days": 365 }, "verified": ["real_person"], "idempotency_key": random_nonce() }))
+        .await;
+    assert_eq!(pass.status, 200, "{}", pass.body);
+
+    city.restart().await;
+    // Still inside, the day's one place still taken, the pass still valid.
+    refused(&city, &enter(&city, "senior", "tiny", json!({})).await, "ALREADY_INSIDE", 422).await;
+    assert_eq!(check(&city, "senior", "tiny").await, (true, 1));
+    refused(&city, &enter(&city, "young", "tiny", json!({})).await, "CAPACITY_REACHED", 422).await;
+    assert_eq!(admitted(&enter(&city, "adult", "members", json!({})).await)["entitlement"]["kind"], "annual_pass");
 }

@@ -121,6 +121,7 @@ pub async fn start(options: &CityOptions) -> Result<City, CityError> {
     sandbox::fund(&sandbox_url, &sandbox::bank_accounts(&holders), sandbox::OPENING_BALANCE_FEN).await?;
     let admin_token = crate::admin::fresh_admin_token(&store).await?;
 
+    forget_plugin_state(&config.database)?;
     let running = onecard_gateway::server::serve(&config).await.map_err(|e| CityError::Serve(format!("{e:#}")))?;
     let gateway_url = format!("http://{}", running.addr);
     Ok(City {
@@ -135,6 +136,29 @@ pub async fn start(options: &CityOptions) -> Result<City, CityError> {
         admin_token,
         sandbox_task,
     })
+}
+
+/// Deletes the plugins' key-value state (SQLite only). The sandbox's doubles of the outside
+/// systems — bank, e-CNY operator, medical insurance, fare system — start empty on every run, so
+/// plugin state kept from an earlier run (wallets loaded, visits opened) would point at records
+/// they no longer have. A real gateway keeps this state across restarts; the demo starts both
+/// sides afresh. The catalog, the audit trail and the ledger are kept.
+fn forget_plugin_state(database: &str) -> Result<(), CityError> {
+    let kv = onecard_gateway::capabilities::kv::sqlite_file_beside(database);
+    if kv == database.trim() {
+        return Ok(()); // PostgreSQL: shared with other gateways, never ours to delete.
+    }
+    let file = kv.strip_prefix("sqlite://").unwrap_or(&kv);
+    let file = file.split_once('?').map_or(file, |(path, _)| path);
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{file}{suffix}"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CityError::file(&path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// The card references `start` wrote to `data_dir`, by holder name.

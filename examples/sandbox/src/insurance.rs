@@ -221,7 +221,9 @@ impl InsuranceState {
             "2201" => {
                 let dept_code = text(input, "dept_code")?.to_owned();
                 let psn_no = self.person(cert_no)?.psn_no.clone();
-                let id = format!("MDT{:08}", self.visits.len() + 1);
+                // Unique across restarts of this double, as a real system's ids are: from the
+                // message id, which the hospital never reuses.
+                let id = format!("MDT{}", &msgid[msgid.len().saturating_sub(18)..]);
                 let visit = Visit { cert_no: cert_no.into(), psn_no: psn_no.clone(), dept_code, diagnosis: None, fees: BTreeMap::new(), settled_by: None };
                 self.visits.insert(id.clone(), visit);
                 Ok(json!({ "mdtrt_id": id, "psn_no": psn_no }))

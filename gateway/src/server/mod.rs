@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
-use crate::capabilities::kv::{KvBackend, RedisKv, RedisKvConfig, SqlKv};
+use crate::capabilities::kv::{KvBackend, RedisKv, RedisKvConfig, SqlKv, sqlite_file_beside};
 use crate::capabilities::outbound::ReqwestHttp;
 use crate::enforced::AppBuilder;
 use crate::holders::{FileHolders, HolderDirectory};
@@ -62,9 +62,10 @@ pub struct ServeConfig {
     /// Replay caches.
     #[serde(default)]
     pub nonces: NonceSettings,
-    /// Plugins' key-value state: in `database` (table `plugin_kv`; survives restarts, and on
-    /// PostgreSQL is shared by the gateways that use it) unless `[kv] url` names a Redis shared
-    /// by the city's gateways.
+    /// Plugins' key-value state: in the database (table `plugin_kv`; survives restarts): on
+    /// SQLite in a file of its own beside `database` (`onecard.db` → `onecard-kv.db`), on
+    /// PostgreSQL in `database` itself, shared by the gateways that use it. `[kv] url` names a
+    /// Redis shared by the city's gateways instead.
     #[serde(default)]
     pub kv: Option<RedisKvConfig>,
     /// Catalog settings.
@@ -230,7 +231,7 @@ async fn data_plane(
     let kv: Arc<dyn KvBackend> = match &config.kv {
         Some(redis) => Arc::new(RedisKv::connect(redis).await.map_err(|e| anyhow::anyhow!("cannot reach Redis for plugin state: {e}"))?),
         None => {
-            let kv = SqlKv::connect(&config.database).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
+            let kv = SqlKv::connect(&sqlite_file_beside(&config.database)).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
             tasks.push(tokio::spawn(prune_kv(kv.clone())));
             Arc::new(kv)
         }

@@ -24,7 +24,7 @@ use crate::bindings::onecard::plugin::kv::{Host, KvError, add_to_linker};
 
 pub use memory::MemoryKv;
 pub use self::redis::{RedisKv, RedisKvConfig};
-pub use sql::SqlKv;
+pub use sql::{SqlKv, sqlite_file_beside};
 
 /// Size limits of keys and values.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -8,10 +8,12 @@
 //! repeated if another writer came between (one of them always succeeds), because neither engine
 //! parses a counter out of bytes the way the other backends do in one step.
 //!
-//! Durability on SQLite: these connections commit with `synchronous = NORMAL` (WAL): a commit is
-//! safe from a process crash at once and from a power loss at the next fully synced commit of
-//! the file — the audit writer's, at most its flush interval later, and always before a
-//! money-moving request is answered, whose ledger commit follows its plugin's writes.
+//! On SQLite the state has a file of its own beside the gateway's database ([`sqlite_file_beside`]):
+//! plugin state is written on the request path, within the plugin's deadline, and must not wait
+//! for the file lock while the audit writer and the catalog commit with `fsync`. Its commits use
+//! `synchronous = NORMAL` (WAL): safe from a process crash at once, and from a power loss once
+//! the operating system has written the file (within seconds); counters and markers lost to a
+//! power cut are the price of not waiting for a disk flush on every tap.
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,9 +24,12 @@ use sqlx::{AnyPool, ConnectOptions, Row};
 
 use super::{KvBackend, KvBackendError};
 
-/// Concurrent connections: SQLite has one writer at a time anyway; PostgreSQL is shared with the
-/// city's other gateways, so each takes a few.
-const SQLITE_CONNECTIONS: u32 = 4;
+/// One connection to a SQLite file: SQLite has one writer at a time, and statements queued in
+/// the pool (first come, first served, each a few microseconds) wait far less than connections
+/// contending for the file's lock, whose busy handler sleeps in steps of up to 100 ms — longer
+/// than a plugin's whole deadline.
+const SQLITE_CONNECTIONS: u32 = 1;
+/// PostgreSQL is shared with the city's other gateways and locks rows, not the database.
 const POSTGRES_CONNECTIONS: u32 = 8;
 /// How long a SQLite statement waits for the file's write lock held by another connection (the
 /// audit writer, the catalog) before failing; a plugin's deadline is far shorter in practice.
@@ -140,6 +145,28 @@ impl SqlKv {
             .await
             .map_err(unavailable)?;
         row.map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Option<i64>, _>(1)?))).transpose().map_err(unavailable)
+    }
+}
+
+/// The plugin-state database for the gateway database `database`: PostgreSQL is shared as is; a
+/// SQLite file `DIR/NAME.EXT` gets `DIR/NAME-kv.EXT` beside it.
+pub fn sqlite_file_beside(database: &str) -> String {
+    let trimmed = database.trim();
+    if trimmed.starts_with("postgres://") || trimmed.starts_with("postgresql://") {
+        return trimmed.to_string();
+    }
+    let path = trimmed.strip_prefix("sqlite://").or_else(|| trimmed.strip_prefix("sqlite:")).unwrap_or(trimmed);
+    let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+    let file = std::path::Path::new(path);
+    let stem = file.file_stem().map_or_else(|| "onecard".into(), |s| s.to_string_lossy().into_owned());
+    let name = match file.extension() {
+        Some(ext) => format!("{stem}-kv.{}", ext.to_string_lossy()),
+        None => format!("{stem}-kv"),
+    };
+    let beside = file.with_file_name(name).display().to_string();
+    match query {
+        Some(q) => format!("sqlite://{beside}?{q}"),
+        None => beside,
     }
 }
 
@@ -279,6 +306,14 @@ mod tests {
         assert_eq!(reopened.prune_expired().await.unwrap(), 1);
         assert_eq!(reopened.prune_expired().await.unwrap(), 0);
         assert_eq!(reopened.get("ecny", "daily:w1").await.unwrap(), Some(b"5000".to_vec()), "pruning keeps live rows");
+    }
+
+    #[test]
+    fn plugin_state_lives_beside_a_sqlite_database_and_in_postgres_itself() {
+        assert_eq!(sqlite_file_beside(".onecard/onecard.db"), ".onecard/onecard-kv.db");
+        assert_eq!(sqlite_file_beside("sqlite:///tmp/city.db?mode=rwc"), "sqlite:///tmp/city-kv.db?mode=rwc");
+        assert_eq!(sqlite_file_beside("sqlite:data/gw"), "data/gw-kv");
+        assert_eq!(sqlite_file_beside("postgres://u@h/db"), "postgres://u@h/db");
     }
 
     #[tokio::test]
