@@ -313,8 +313,8 @@ fn an_unconfirmed_payment_keeps_its_reservation_and_completes_on_retry() {
     let b = h.ok(&pay(&h, "p1", "m-canteen", 5_000));
     assert_eq!(b["paid_today_fen"], 5_000, "the retry does not reserve twice");
     assert_eq!(ledger_sum(&h, &format!("ecny:pay:{wallet}:p1")), 5_000);
-    let increments = h.calls().iter().filter(|c| matches!(c, HostCall::KvIncrement { key, .. } if key.starts_with("daily:"))).count();
-    assert_eq!(increments, 1);
+    let reservations = h.calls().iter().filter(|c| matches!(c, HostCall::KvCompareAndSwap { key, swapped: true } if key.starts_with("daily:"))).count();
+    assert_eq!(reservations, 1, "reserved once, on the first attempt");
 }
 
 #[test]
