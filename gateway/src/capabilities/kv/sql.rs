@@ -12,8 +12,10 @@
 //! plugin state is written on the request path, within the plugin's deadline, and must not wait
 //! for the file lock while the audit writer and the catalog commit with `fsync`. Its commits use
 //! `synchronous = NORMAL` (WAL): safe from a process crash at once, and from a power loss once
-//! the operating system has written the file (within seconds); counters and markers lost to a
-//! power cut are the price of not waiting for a disk flush on every tap.
+//! the operating system has written the file (within seconds); on PostgreSQL they use
+//! `synchronous_commit = off`, with the same bound. Counters and markers lost to a power cut are
+//! the price of not waiting for a disk flush on every tap: a flush can take longer than a
+//! plugin's whole deadline on a busy disk (measured here: single PostgreSQL commits of 100+ ms).
 
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,8 +57,21 @@ fn unavailable(e: sqlx::Error) -> KvBackendError {
     KvBackendError::Unavailable(e.to_string())
 }
 
-/// A live row: no expiry, or one still ahead.
-const LIVE: &str = "(expires_at_ms IS NULL OR expires_at_ms > $3)";
+// The statements, as constants: each pooled connection prepares them once, when it opens
+// (`warm`), so no request pays for parsing, planning or a first-use type lookup. `$3` is always
+// "now": a row is live when it has no expiry or one still ahead.
+const GET: &str = "SELECT value, expires_at_ms FROM plugin_kv WHERE namespace = $1 AND key = $2 \
+                   AND (expires_at_ms IS NULL OR expires_at_ms > $3)";
+const INSERT_IF_ABSENT: &str = "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $4, $5) \
+                                ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms \
+                                WHERE plugin_kv.expires_at_ms IS NOT NULL AND plugin_kv.expires_at_ms <= $3";
+const REPLACE: &str = "UPDATE plugin_kv SET value = $5, expires_at_ms = $6 WHERE namespace = $1 AND key = $2 \
+                       AND (expires_at_ms IS NULL OR expires_at_ms > $3) AND value = $4";
+const SET: &str = "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms";
+const DELETE: &str = "DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2 RETURNING expires_at_ms";
+/// The namespace `warm` writes to; no application id can be empty, so no plugin sees it.
+const WARM_NAMESPACE: &str = "";
 
 impl SqlKv {
     /// Opens the database at `url` (a SQLite path or `sqlite:` URL, created if missing, or a
@@ -66,27 +81,42 @@ impl SqlKv {
         let (url, backend) = onecard_catalog::store::database_url(url).map_err(|e| KvBackendError::Unavailable(e.to_string()))?;
         let sqlite = backend == onecard_catalog::store::Backend::Sqlite;
         let options = AnyConnectOptions::from_str(&url).map_err(unavailable)?.disable_statement_logging();
-        let mut pool = AnyPoolOptions::new().max_connections(if sqlite { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS });
+        // The table first, on a connection of its own: every pooled connection warms up on it.
+        let mut conn = options.connect().await.map_err(unavailable)?;
         if sqlite {
             // WAL is a property of the file; set it once, before any pool connection.
-            let mut conn = options.connect().await.map_err(unavailable)?;
             sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await.map_err(unavailable)?;
-            sqlx::Connection::close(conn).await.map_err(unavailable)?;
-            pool = pool.after_connect(|conn, _| {
-                Box::pin(async move {
-                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL");
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
-                    Ok(())
-                })
-            });
         }
-        let pool = pool.connect_with(options).await.map_err(unavailable)?;
         let value_type = if sqlite { "BLOB" } else { "BYTEA" };
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS plugin_kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value {value_type} NOT NULL, \
              expires_at_ms BIGINT, PRIMARY KEY (namespace, key))"
         );
-        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.map_err(unavailable)?;
+        sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut conn).await.map_err(unavailable)?;
+        sqlx::Connection::close(conn).await.map_err(unavailable)?;
+
+        let connections = if sqlite { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS };
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections)
+            // Kept open and warm: a request never waits for a connection to open.
+            .min_connections(connections)
+            .idle_timeout(None)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let settings = if sqlite {
+                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL")
+                    } else {
+                        // Commits do not wait for the WAL flush (see the module doc): a server
+                        // crash may lose the last moments of counters, never corrupt them.
+                        "SET synchronous_commit = off".to_string()
+                    };
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(settings)).execute(&mut *conn).await?;
+                    warm(conn).await
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
         Ok(SqlKv { pool })
     }
 
@@ -102,11 +132,7 @@ impl SqlKv {
 
     /// Inserts `value` unless a live row exists (an expired one is replaced).
     async fn insert_if_absent(&self, ns: &str, key: &str, value: Vec<u8>, expires_at_ms: Option<i64>) -> Result<bool, KvBackendError> {
-        let done = sqlx::query(
-            "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $4, $5) \
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms \
-             WHERE plugin_kv.expires_at_ms IS NOT NULL AND plugin_kv.expires_at_ms <= $3",
-        )
+        let done = sqlx::query(INSERT_IF_ABSENT)
         .bind(ns.to_owned())
         .bind(key.to_owned())
         .bind(now_ms())
@@ -120,8 +146,7 @@ impl SqlKv {
 
     /// Replaces a live row's value `expected` by `new`, with `expires_at_ms`.
     async fn replace(&self, ns: &str, key: &str, expected: Vec<u8>, new: Vec<u8>, expires_at_ms: Option<i64>) -> Result<bool, KvBackendError> {
-        let sql = format!("UPDATE plugin_kv SET value = $5, expires_at_ms = $6 WHERE namespace = $1 AND key = $2 AND {LIVE} AND value = $4");
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let done = sqlx::query(REPLACE)
             .bind(ns.to_owned())
             .bind(key.to_owned())
             .bind(now_ms())
@@ -136,8 +161,7 @@ impl SqlKv {
 
     /// The live value and expiry of a key.
     async fn entry(&self, ns: &str, key: &str) -> Result<Option<(Vec<u8>, Option<i64>)>, KvBackendError> {
-        let sql = format!("SELECT value, expires_at_ms FROM plugin_kv WHERE namespace = $1 AND key = $2 AND {LIVE}");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(GET)
             .bind(ns.to_owned())
             .bind(key.to_owned())
             .bind(now_ms())
@@ -146,6 +170,18 @@ impl SqlKv {
             .map_err(unavailable)?;
         row.map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Option<i64>, _>(1)?))).transpose().map_err(unavailable)
     }
+}
+
+/// Prepares every statement on a new connection by running it once on a key of
+/// [`WARM_NAMESPACE`], which it leaves as it found it.
+async fn warm(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    let (ns, key, now) = (WARM_NAMESPACE, "warm", 0_i64);
+    sqlx::query(SET).bind(ns).bind(key).bind(b"0".to_vec()).bind(None::<i64>).execute(&mut *conn).await?;
+    sqlx::query(GET).bind(ns).bind(key).bind(now).fetch_optional(&mut *conn).await?;
+    sqlx::query(INSERT_IF_ABSENT).bind(ns).bind(key).bind(now).bind(b"0".to_vec()).bind(None::<i64>).execute(&mut *conn).await?;
+    sqlx::query(REPLACE).bind(ns).bind(key).bind(now).bind(b"0".to_vec()).bind(b"0".to_vec()).bind(None::<i64>).execute(&mut *conn).await?;
+    sqlx::query(DELETE).bind(ns).bind(key).fetch_optional(&mut *conn).await?;
+    Ok(())
 }
 
 /// The plugin-state database for the gateway database `database`: PostgreSQL is shared as is; a
@@ -177,10 +213,7 @@ impl KvBackend for SqlKv {
     }
 
     async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
-        sqlx::query(
-            "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-        )
+        sqlx::query(SET)
         .bind(ns.to_owned())
         .bind(key.to_owned())
         .bind(value)
@@ -192,7 +225,7 @@ impl KvBackend for SqlKv {
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
-        let deleted = sqlx::query("DELETE FROM plugin_kv WHERE namespace = $1 AND key = $2 RETURNING expires_at_ms")
+        let deleted = sqlx::query(DELETE)
             .bind(ns.to_owned())
             .bind(key.to_owned())
             .fetch_optional(&self.pool)
