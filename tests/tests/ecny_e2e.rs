@@ -6,6 +6,13 @@
 //! payment limit holds across many concurrent payments. Every refusal the plugin can give through
 //! the gateway has its own assertion with its code, and each one changed nothing: the operator's
 //! `/_state`, the gateway's ledger and the wallet's own account of itself (`balance`) say so.
+//! Requests racing for one wallet or one operation are held at the operator (its `hold` switch)
+//! until both are in flight, so the race is forced, not hoped for.
+//!
+//! Not reachable through the gateway: the plugin's own `CARD_FINANCIAL_LOCKED`. `top_up` and
+//! `pay` move money, and the catalog accepts no money-moving action whose card-status policy
+//! skips the financial account, so the gateway refuses a locked card first (`CARD_LOCKED`, shown
+//! here).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -116,6 +123,19 @@ impl Ecny {
     async fn faults(&self, faults: Value) {
         let response = self.http.put(format!("{}/ecny/_faults", self.sandbox)).json(&faults).send().await.expect("sandbox");
         assert_eq!(response.status(), 200);
+    }
+
+    /// Waits until `n` requests wait on the operator's hold (or 10 s pass).
+    async fn held(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let state: Value = self.http.get(format!("{}/ecny/_state", self.sandbox)).send().await.expect("sandbox").json().await.expect("json");
+            if state["faults"]["held"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} requests never reached the operator: {}", state["faults"]);
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     async fn told(&self) -> Value {
@@ -309,6 +329,7 @@ impl Ecny {
 async fn every_refusal_has_its_code_and_changes_nothing() {
     let e = Ecny::start(fast_backends).await;
     let unavailable = || Some(json!({ "fail_next": 1 }));
+    let malformed = |body: Value| Some(json!({ "malformed_next": 1, "malformed_body": body }));
 
     // Before the card carries a wallet.
     e.run(vec![
@@ -318,6 +339,7 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
         case("a tier this service does not have", "load_wallet", json!({ "tier": "class1" }), "TIER_UNKNOWN", 400),
         case("a tier the operator does not offer", "load_wallet", json!({ "tier": "class9" }), "ECNY_REFUSED", 422),
         Case { fault: unavailable(), ..case("load while the operator is down", "load_wallet", json!({ "tier": "class4" }), "ECNY_UNAVAILABLE", 502) },
+        Case { fault: malformed(json!({})), ..case("an opening answer without a wallet", "load_wallet", json!({ "tier": "class4" }), "ECNY_MALFORMED", 502) },
         Case {
             body: json!({ "params": { "tier": "class4" }, "idempotency_key": random_nonce() }),
             ..case("load without a face check", "load_wallet", json!({}), "ASSURANCE_NOT_MET", 403)
@@ -348,6 +370,18 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
         case("pay more than the wallet holds", "pay", json!({ "op_id": "p-5", "merchant": "canteen", "amount_fen": 10_000 }), "INSUFFICIENT_FUNDS", 422),
         case("an op id reused for another payment", "pay", json!({ "op_id": "p-1", "merchant": "canteen", "amount_fen": 1_000 }), "OP_ID_REUSED", 400),
         Case { fault: unavailable(), ..case("balance while the operator is down", "balance", json!({}), "ECNY_UNAVAILABLE", 502) },
+        Case {
+            fault: malformed(json!({ "wallet_id": &wallet, "balance_fen": "5000" })),
+            ..case("an unreadable balance before a top-up", "top_up", json!({ "op_id": "t-6", "amount_fen": 1_000 }), "ECNY_MALFORMED", 502)
+        },
+        Case {
+            fault: malformed(json!({ "wallet_id": "W999999", "balance_fen": 5_000 })),
+            ..case("a balance answered for another wallet", "balance", json!({}), "ECNY_MALFORMED", 502)
+        },
+        Case {
+            fault: Some(json!({ "fail_next": 1, "status": 422 })),
+            ..case("a payment the operator declines", "pay", json!({ "op_id": "p-8", "merchant": "canteen", "amount_fen": 1_000 }), "PAYMENT_DECLINED", 422)
+        },
         Case {
             body: json!({ "params": { "op_id": "p-6", "merchant": "canteen", "amount_fen": 100 } }),
             ..case("pay without an idempotency key", "pay", json!({}), "IDEMPOTENCY_KEY_REQUIRED", 400)
@@ -406,4 +440,46 @@ async fn a_payment_whose_answer_was_lost_completes_once_when_sent_again() {
     assert_eq!(again.body["result"]["paid_today_fen"], 12_000, "reserved once");
     e.assert_balanced("pay", &again.body["result"]).await;
     e.assert_totals(&wallet, 40_000, 12_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_racing_for_one_wallet_or_one_operation_are_served_once() {
+    let e = Ecny::start(patient_backends).await;
+
+    // A load waits at the operator, its opening marked on the card; a second load (another
+    // request) meanwhile is refused and changes nothing.
+    e.faults(json!({ "hold": true })).await;
+    let first = e.call("load_wallet", HOLDER, json!({ "tier": "class4" }));
+    let meanwhile = async {
+        e.held(1).await;
+        let before = e.world().await;
+        let second = e.call("load_wallet", HOLDER, json!({ "tier": "class4" })).await;
+        e.refused("a load while another is under way", &second, "WALLET_LOAD_IN_PROGRESS", 422).await;
+        assert_eq!(e.world().await, before, "the refused load changed nothing");
+        e.faults(json!({})).await;
+    };
+    let (first, ()) = tokio::join!(first, meanwhile);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let wallet = first.body["result"]["wallet_id"].as_str().expect("wallet_id").to_string();
+    assert_eq!(e.operator().await["wallets"].as_object().expect("wallets").len(), 1, "one wallet opened");
+
+    // Two top-ups with one op id: both read the balance at the operator before either claims the
+    // operation; one credits, the other is refused and moves nothing.
+    e.faults(json!({ "hold": true })).await;
+    let release = async {
+        e.held(2).await;
+        e.faults(json!({})).await;
+    };
+    let (a, b, ()) = tokio::join!(e.top_up("t-1", 20_000), e.top_up("t-1", 20_000), release);
+    let (credited, refused) = if a.status == 200 { (a, b) } else { (b, a) };
+    assert_eq!(credited.status, 200, "{}", credited.body);
+    e.refused("the same top-up in flight twice", &refused, "OPERATION_IN_PROGRESS", 422).await;
+    e.assert_balanced("top_up", &credited.body["result"]).await;
+    e.assert_totals(&wallet, 20_000, 0).await;
+
+    // Sent again, the operation is answered as it was, and moves nothing.
+    let again = e.top_up("t-1", 20_000).await;
+    assert_eq!((again.status, &again.body["result"]["replayed"]), (200, &json!(true)), "{}", again.body);
+    assert_eq!(again.body["result"]["receipt"], credited.body["result"]["receipt"]);
+    e.assert_totals(&wallet, 20_000, 0).await;
 }

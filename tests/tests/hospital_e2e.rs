@@ -5,7 +5,15 @@
 //! the gateway's audit ledger and the bank's entries. A settlement without answer is reversed and
 //! leaves no charge anywhere. Every refusal the plugin can give through the gateway has its own
 //! assertion with its code, and each one changed nothing: the sandbox's `/_state`, the gateway's
-//! ledger and (where the plugin keeps state) a later successful call say so.
+//! ledger and (where the plugin keeps state) a later successful call say so. Two requests racing
+//! for one visit are held at the insurance system (its `hold` switch) until both are in flight,
+//! so the race is forced, not hoped for. The day's message ids running out is set up by moving
+//! the plugin's day counter in the gateway's key-value store (9,996 messages through the gateway
+//! take minutes); the last ids and the refusal go through the gateway.
+//!
+//! Not reachable through the gateway: the plugin's own `CARD_FINANCIAL_LOCKED` (`settle` and
+//! `pharmacy_purchase` move money, so the gateway's card-status policy refuses a locked card
+//! first, `CARD_LOCKED`, shown here).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -125,6 +133,20 @@ impl Hospital {
     async fn faults(&self, backend: &str, faults: Value) {
         let response = self.http.put(format!("{}/{backend}/_faults", self.sandbox)).json(&faults).send().await.expect("sandbox");
         assert_eq!(response.status(), 200);
+    }
+
+    /// Waits until `n` requests wait on the hold of `backend`'s fault switches (or 10 s pass).
+    async fn held(&self, backend: &str, n: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let state: Value =
+                self.http.get(format!("{}/{backend}/_state", self.sandbox)).send().await.expect("sandbox").json().await.expect("json");
+            if state["faults"]["held"].as_u64() == Some(n) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{n} requests never reached {backend}: {}", state["faults"]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Sets the balance of `card`'s account at the bank (the plugin debits the holder's card).
@@ -458,6 +480,17 @@ async fn every_refusal_has_its_code_and_changes_nothing() {
             fault: Some(("insurance", json!({ "fail_next": 1 }))),
             ..case("pre-settle while the insurance system is down", "presettle", None, json!({ "mdtrt_id": open }), "INSURANCE_UNAVAILABLE", 502)
         },
+        Case {
+            fault: Some(("insurance", json!({ "malformed_next": 1, "malformed_body": { "infcode": 0, "output": { "psn_no": "P000001" } } }))),
+            ..case("a registration answer without the visit's id", "register", Some("senior"), json!({ "dept_code": "D-INTERNAL" }), "INSURANCE_MALFORMED", 502)
+        },
+        Case {
+            fault: Some((
+                "insurance",
+                json!({ "malformed_next": 1, "malformed_body": { "infcode": 0, "output": { "medfee_sumamt": "300.00", "fund_pay": "140.00", "acct_pay": "50.00", "psn_cash_pay": "100.00" } } }),
+            )),
+            ..case("a pre-settlement whose parts do not add up", "presettle", None, json!({ "mdtrt_id": open }), "INSURANCE_MALFORMED", 502)
+        },
     ];
 
     for case in cases {
@@ -512,6 +545,19 @@ async fn a_self_pay_the_bank_refuses_reverses_the_settlement_and_charges_nothing
     assert_eq!(h.money().await, before);
 
     h.fund("senior", 50_000).await;
+    // The bank declines the self-pay, or finds it beyond the account's limit: reversed alike.
+    let before = h.money().await;
+    for (bank_status, code) in [(422, "PAYMENT_DECLINED"), (429, "PAYMENT_LIMIT_EXCEEDED")] {
+        h.faults("bank", json!({ "fail_next": 1, "status": bank_status })).await;
+        let answer = h.settle("senior", &id, CONSULTATION_FEN).await;
+        h.refused(code, &answer, code, 422).await;
+        assert_eq!(h.money().await, before, "{code}: the insurance settlement was reversed; nothing charged");
+        let insurance = h.state("insurance").await;
+        let received = insurance["received"].as_array().expect("received");
+        let settlement = received.iter().rev().find(|m| m["infno"] == "2207").expect("settled first");
+        assert!(received.iter().any(|m| m["infno"] == "2601" && m["input"]["omsgid"] == settlement["msgid"]), "{code}: {received:?}");
+    }
+
     let told = h.ok("settle", Some("senior"), json!({ "mdtrt_id": id, "total_fen": CONSULTATION_FEN })).await;
     h.assert_balanced("senior", &told).await;
     let bought = h.ok("pharmacy_purchase", Some("senior"), purchase).await;
@@ -574,6 +620,116 @@ async fn a_settlement_in_flight_is_neither_sent_twice_nor_reconciled() {
     assert_eq!(settlements, 1, "sent once");
     h.assert_balanced("senior", &first.body["result"]).await;
     h.assert_totals(CONSULTATION_SELF_PAY_FEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fees_lost_after_pre_settlement_make_the_insurance_refuse_the_settlement() {
+    let h = Hospital::start(fast_backends).await;
+    h.fund("senior", 50_000).await;
+    let id = h.presettled_visit("senior").await;
+    let extra = json!([{ "sn": "2", "code": "250101015", "count": 1, "unit_price_fen": 4_000 }]);
+
+    // After the pre-settlement the insurance system takes another line, but the hospital never
+    // learns it did: the two sides now count different fees.
+    h.faults("insurance", json!({ "timeout_next": 1 })).await;
+    let lost = h.call("upload_fees", None, json!({ "mdtrt_id": id, "items": extra })).await;
+    h.refused("upload without answer", &lost, "INSURANCE_UNAVAILABLE", 502).await;
+
+    // The settlement of the pre-settled total is refused by the insurance system itself.
+    let before = h.money().await;
+    let answer = h.settle("senior", &id, CONSULTATION_FEN).await;
+    h.refused("settle fees the insurance counts otherwise", &answer, "INSURANCE_REFUSED", 422).await;
+    assert_eq!(h.money().await, before, "nothing settled, nothing charged");
+    let received = h.state("insurance").await["received"].clone();
+    let settlement = received.as_array().expect("received").iter().find(|m| m["infno"] == "2207").expect("the 2207 was sent");
+    assert_eq!(settlement["infcode"], -1, "refused by the insurance system");
+    assert!(h.city.ledger(APP).await.is_empty());
+
+    // The visit is open as it was: the line uploaded again, pre-settled and settled, balanced.
+    h.ok("upload_fees", None, json!({ "mdtrt_id": id, "items": extra })).await;
+    let split = h.ok("presettle", None, json!({ "mdtrt_id": id })).await;
+    assert_eq!(split["total_fen"], CONSULTATION_FEN + 4_000);
+    let told = h.ok("settle", Some("senior"), json!({ "mdtrt_id": id, "total_fen": CONSULTATION_FEN + 4_000 })).await;
+    h.assert_balanced("senior", &told).await;
+    h.assert_totals(told["self_pay_fen"].as_u64().expect("self_pay_fen")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pre_settlements_of_one_visit_at_once_store_one_and_refuse_the_other() {
+    let h = Hospital::start(patient_backends).await;
+    h.fund("senior", 50_000).await;
+    let id = h.register("senior").await;
+    h.ok("upload_fees", None, json!({ "mdtrt_id": id, "items": consultation() })).await;
+    let before = h.money().await;
+
+    // Both read the visit, then wait at the insurance system until both are there.
+    h.faults("insurance", json!({ "hold": true })).await;
+    let presettle = || h.call("presettle", None, json!({ "mdtrt_id": id }));
+    let release = async {
+        h.held("insurance", 2).await;
+        h.faults("insurance", json!({})).await;
+    };
+    let (first, second, ()) = tokio::join!(presettle(), presettle(), release);
+
+    let (stored, refused) = match (first.status, second.status) {
+        (200, _) => (first, second),
+        _ => (second, first),
+    };
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    assert_eq!(stored.body["result"]["total_fen"], CONSULTATION_FEN);
+    h.refused("the second pre-settlement to store", &refused, "CONCURRENT_UPDATE", 422).await;
+    assert_eq!(h.money().await, before, "a pre-settlement moves nothing");
+
+    // The stored pre-settlement stands: the visit settles on it and balances.
+    let told = h.ok("settle", Some("senior"), json!({ "mdtrt_id": id, "total_fen": CONSULTATION_FEN })).await;
+    assert_eq!(told["self_pay_fen"], stored.body["result"]["self_pay_fen"]);
+    h.assert_balanced("senior", &told).await;
+    h.assert_totals(CONSULTATION_SELF_PAY_FEN).await;
+}
+
+/// A day has 9,999 message ids (a 4-digit sequence). Sending 9,996 messages through the gateway
+/// first takes minutes on a test machine (measured: 330 s for all 9,999), so the plugin's own day
+/// counter in the gateway's key-value store stands in for them; the last ids are still handed out
+/// by the plugin to messages sent through the gateway, and the refusal comes from the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_days_message_ids_are_used_up_nothing_is_sent_or_charged() {
+    let h = Hospital::start(fast_backends).await;
+    h.fund("senior", 50_000).await;
+    let id = h.presettled_visit("senior").await;
+
+    // The day's counter (created by the messages above) as if 9,996 messages had been sent.
+    let store = h.city.audit_store().await;
+    let moved = sqlx::query("UPDATE plugin_kv SET value = $1 WHERE namespace = $2 AND key LIKE 'msgseq:%'")
+        .bind(b"9996".to_vec())
+        .bind(APP.to_string())
+        .execute(store.pool())
+        .await
+        .expect("the day's message counter");
+    assert_eq!(moved.rows_affected(), 1, "one day counter");
+
+    // Registrations are told the day's last ids, up to 9999.
+    let mut sequences = Vec::new();
+    while sequences.last() != Some(&9_999) {
+        let answer = h.call("register", Some("senior"), json!({ "dept_code": "D-INTERNAL" })).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let msgid = answer.body["result"]["msgid"].as_str().expect("msgid");
+        sequences.push(msgid[msgid.len() - 4..].parse::<u32>().expect("sequence"));
+        assert!(sequences.len() <= 3, "the counter did not hold: {sequences:?}");
+    }
+    assert_eq!(sequences, [9_997, 9_998, 9_999]);
+
+    let before = h.money().await;
+    let received = h.state("insurance").await["received"].as_array().expect("received").len();
+    let settle = h.settle("senior", &id, CONSULTATION_FEN).await;
+    h.refused("settle without a message id", &settle, "MESSAGE_IDS_EXHAUSTED", 422).await;
+    let register = h.call("register", Some("senior"), json!({ "dept_code": "D-INTERNAL" })).await;
+    h.refused("register without a message id", &register, "MESSAGE_IDS_EXHAUSTED", 422).await;
+    assert_eq!(h.money().await, before, "nothing settled or charged");
+    assert_eq!(h.state("insurance").await["received"].as_array().expect("received").len(), received, "no message was sent");
+    // The visit stays open and pre-settled, to be settled when the next day's ids come.
+    let state = h.ok("reconcile", None, json!({ "mdtrt_id": id })).await;
+    assert_eq!(state["state"], "open");
+    h.assert_totals(0).await;
 }
 
 /// The catalog accepts no money-moving action whose policy skips the financial account (its

@@ -9,7 +9,13 @@
 //!   `allow = ["normal"]` for a money-moving action, so the gateway refuses other statuses first,
 //!   as shown here for a temporarily lost card.);
 //! - a paid item balances: the bank's credit, the gateway's ledger entry and the answer agree;
+//!   one whose answer the bank never sent is paid once when resent;
 //! - the same item sent many times at once pays once, and so do different items for one person.
+//!
+//! Not reachable on purpose: `KV_CONTENDED` (an item's batch record changed by other requests
+//! between read and compare-and-swap four times in a row; no test can force that interleaving
+//! through the gateway, and the concurrent tests here, which write one item's record from many
+//! requests, never get it).
 #![allow(clippy::unwrap_used, reason = "test helpers too: a panic is the failure report (clippy.toml covers #[test] fns only)")]
 
 use std::collections::BTreeMap;
@@ -279,6 +285,32 @@ async fn every_refusal_has_its_code_and_moves_no_money() {
     assert_eq!((report["paid_count"].as_u64(), report["paid_fen"].as_u64()), (Some(1), Some(120_000)), "{report}");
     refused_by_code.insert("ALREADY_PAID", 1);
     assert_eq!(report["refused_by_code"], json!(refused_by_code), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_whose_answer_was_lost_is_paid_once_when_resent() {
+    let s = Subsidy::start().await;
+    let adult = s.city.cards["adult"].clone();
+    let the_item = item("b9", "i1", "farm-2026", "2026", &adult, 120_000);
+    let key = format!("subsidy:farm-2026:2026:{adult}");
+
+    // The bank credits the account but its answer never comes: the gateway has no receipt.
+    s.faults(json!({ "timeout_next": 1 })).await;
+    let lost = s.disburse("adult", the_item.clone()).await;
+    s.refused(&lost, "PAYMENT_TIMEOUT", 502).await;
+    assert!(s.ledger(&key).await.is_none(), "no receipt, no gateway ledger entry");
+    let bank = s.bank().await;
+    assert_eq!(bank["ledger"]["balances"]["ACCT-ADULT"], 120_000, "the bank did credit");
+    assert_eq!(s.state("farm-2026", "2026", &adult).await.as_deref(), Some("unpaid"), "the claim was given back");
+    let report = s.city.call(APP, "reconcile", &json!({ "params": { "batch_id": "b9" } })).await;
+    assert_eq!(report.body["result"]["items_total"], 0, "a transient failure is not an outcome: {}", report.body);
+
+    // Resent: the bank answers the credit it made under the person's key; nothing is credited
+    // twice, and the gateway's ledger entry, the bank's entry and the answer agree.
+    let paid = s.disburse("adult", the_item).await;
+    s.paid_once(&paid, &adult, "ACCT-ADULT", "farm-2026", "2026", 120_000).await;
+    assert_eq!(s.bank().await["ledger"]["entries"].as_array().unwrap().len(), 1, "one credit at the bank");
+    assert_eq!(s.records().await.iter().filter(|r| r.fields.ledger_sha256.is_some()).count(), 1, "one ledger entry at the gateway");
 }
 
 /// Sends `bodies` all at once and returns the answers.

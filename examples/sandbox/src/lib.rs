@@ -13,7 +13,9 @@
 //! | `/ecny` | the e-CNY operator | `POST /wallets`, `GET /wallets/{id}`, `POST /settlements` |
 //!
 //! Each double also serves, for tests: `PUT /{prefix}/_faults` (delay, error rate, fail the next
-//! N requests, process the next N and never answer; see [`faults::Faults`]) and
+//! N requests, process the next N and never answer, answer the next N with a body outside the
+//! contract, cut the next N off mid-answer, hold requests until released; see
+//! [`faults::Faults`]) and
 //! `GET /{prefix}/_state` (what it received and holds: trips, messages, settlements, wallets,
 //! balances). The bank and e-CNY doubles also take `PUT /{prefix}/_balances/{account}`
 //! `{"balance_fen": n}` to set up an account.
