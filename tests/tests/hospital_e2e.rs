@@ -697,12 +697,15 @@ async fn when_the_days_message_ids_are_used_up_nothing_is_sent_or_charged() {
     h.fund("senior", 50_000).await;
     let id = h.presettled_visit("senior").await;
 
-    // The day's counter (created by the messages above) as if 9,996 messages had been sent.
-    let store = h.city.audit_store().await;
+    // The day's counter (created by the messages above) as if 9,996 messages had been sent: in
+    // the plugin-state file beside the gateway's database.
+    sqlx::any::install_default_drivers();
+    let kv_file = onecard_gateway::capabilities::kv::sqlite_file_beside(&h.city.database);
+    let kv = sqlx::AnyPool::connect(&format!("sqlite://{kv_file}")).await.expect("the plugin-state file");
     let moved = sqlx::query("UPDATE plugin_kv SET value = $1 WHERE namespace = $2 AND key LIKE 'msgseq:%'")
         .bind(b"9996".to_vec())
         .bind(APP.to_string())
-        .execute(store.pool())
+        .execute(&kv)
         .await
         .expect("the day's message counter");
     assert_eq!(moved.rows_affected(), 1, "one day counter");
