@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, ComponentExportIndex, Linker, TypedFunc};
+use wasmtime::component::{Component, ComponentExportIndex, Linker};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use super::Runtime;
@@ -135,14 +135,16 @@ impl LoadedPlugin {
         let mut store = self.store(state, deadline);
         let call = async {
             // Not `PluginPre::instantiate_async`: it looks up and type-checks every export
-            // (`describe` and `handle`) again on each instance, about 3,500 instructions per request
-            // (callgrind, docs/PERFORMANCE.md). Only `handle` is called here, and its type was
-            // checked once, at load.
+            // (`describe` and `handle`) on each instance, about 3,500 instructions per request
+            // (callgrind, docs/PERFORMANCE.md). Only `handle` is looked up (by the index found at
+            // load) and checked here; skipping that check too would take `unsafe` for ~1,700
+            // instructions, which this crate does not trade.
             let instance = self.pre.instance_pre().instantiate_async(&mut store).await?;
             let func = instance
                 .get_func(&mut store, self.handle_export)
                 .ok_or_else(|| wasmtime::format_err!("the instance has no `handle` export"))?;
-            let (result,) = handle_func(func).call_async(&mut store, (request,)).await?;
+            let handle = func.typed::<(&Request,), (Result<Response, HandleError>,)>(&store)?;
+            let (result,) = handle.call_async(&mut store, (request,)).await?;
             Ok::<_, wasmtime::Error>(result)
         };
         let outcome = tokio::time::timeout(deadline + HOST_CALL_GRACE, call).await;
@@ -156,17 +158,6 @@ impl LoadedPlugin {
         };
         Invocation { result, state, elapsed: started.elapsed() }
     }
-}
-
-/// The typed `handle` export of an instance of a loaded plugin.
-///
-/// `func` must be the `handle` export of an instance of the component whose `PluginPre` was
-/// built: `PluginPre::new` type-checked that export against these exact parameter and result
-/// types at load, which is what `TypedFunc::new_unchecked` asks for.
-#[allow(unsafe_code)]
-fn handle_func<'a>(func: wasmtime::component::Func) -> TypedFunc<(&'a Request,), (Result<Response, HandleError>,)> {
-    // SAFETY: see above; the export's type cannot change after load.
-    unsafe { TypedFunc::new_unchecked(func) }
 }
 
 /// An instance kept across calls. Only for benchmarks and diagnostics: the request path always
