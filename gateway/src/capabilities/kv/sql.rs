@@ -18,6 +18,7 @@
 //! plugin's whole deadline on a busy disk (measured here: single PostgreSQL commits of 100+ ms).
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -36,6 +37,8 @@ const POSTGRES_CONNECTIONS: u32 = 8;
 /// How long a SQLite statement waits for the file's write lock held by another connection (the
 /// audit writer, the catalog) before failing; a plugin's deadline is far shorter in practice.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+/// How often the plugin-state log is copied into the SQLite file (see [`checkpoint`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of one increment under contention before it reports the store unavailable.
 const INCREMENT_ATTEMPTS: usize = 64;
 
@@ -43,6 +46,8 @@ const INCREMENT_ATTEMPTS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct SqlKv {
     pool: AnyPool,
+    /// Keeps the SQLite checkpointer running while any clone of this store lives.
+    _alive: Arc<()>,
 }
 
 fn now_ms() -> i64 {
@@ -104,7 +109,7 @@ impl SqlKv {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     let settings = if sqlite {
-                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL")
+                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
                     } else {
                         // Commits do not wait for the WAL flush (see the module doc): a server
                         // crash may lose the last moments of counters, never corrupt them.
@@ -114,10 +119,15 @@ impl SqlKv {
                     warm(conn).await
                 })
             })
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(unavailable)?;
-        Ok(SqlKv { pool })
+        let alive = Arc::new(());
+        if sqlite {
+            let conn = options.connect().await.map_err(unavailable)?;
+            tokio::spawn(checkpoint(conn, Arc::downgrade(&alive)));
+        }
+        Ok(SqlKv { pool, _alive: alive })
     }
 
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
@@ -169,6 +179,21 @@ impl SqlKv {
             .await
             .map_err(unavailable)?;
         row.map(|r| Ok((r.try_get::<Vec<u8>, _>(0)?, r.try_get::<Option<i64>, _>(1)?))).transpose().map_err(unavailable)
+    }
+}
+
+/// Copies the SQLite write-ahead log into the database file now and then, on a connection of its
+/// own. By default SQLite checkpoints inside whichever commit fills the log, with an `fsync` of
+/// the file: that commit — a plugin's, on the request path — would wait tens of milliseconds, and
+/// every plugin queued behind the one connection with it (measured: `PLUGIN_TIMEOUT` under
+/// load). A passive checkpoint never blocks the writer.
+async fn checkpoint(mut conn: sqlx::AnyConnection, alive: std::sync::Weak<()>) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    while alive.strong_count() > 0 {
+        every.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_optional(&mut conn).await {
+            tracing::warn!(error = %e, "plugin-state checkpoint failed; retrying");
+        }
     }
 }
 
