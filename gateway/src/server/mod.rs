@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 
 use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
-use crate::capabilities::kv::{KvBackend, RedisKv, RedisKvConfig, SqlKv, sqlite_file_beside};
+use crate::capabilities::kv::{JournaledKv, KvBackend, RedisKv, RedisKvConfig, SqlKv, sqlite_file_beside};
 use crate::capabilities::outbound::ReqwestHttp;
 use crate::enforced::AppBuilder;
 use crate::holders::{FileHolders, HolderDirectory};
@@ -230,8 +230,22 @@ async fn data_plane(
     let mut tasks = Vec::new();
     let kv: Arc<dyn KvBackend> = match &config.kv {
         Some(redis) => Arc::new(RedisKv::connect(redis).await.map_err(|e| anyhow::anyhow!("cannot reach Redis for plugin state: {e}"))?),
+        None if onecard_catalog::store::database_url(&config.database).is_ok_and(|(_, b)| b == onecard_catalog::store::Backend::Sqlite) => {
+            let file = sqlite_file_beside(&config.database);
+            let kv = JournaledKv::open(&file).await.map_err(|e| anyhow::anyhow!("cannot open the plugin-state file {file}: {e}"))?;
+            tasks.push(tokio::spawn(prune_kv(SqlKv::connect(&file).await.map_err(|e| anyhow::anyhow!("{e}"))?)));
+            let memory = kv.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(KV_PRUNE_EVERY);
+                loop {
+                    every.tick().await;
+                    memory.prune_expired();
+                }
+            }));
+            Arc::new(kv)
+        }
         None => {
-            let kv = SqlKv::connect(&sqlite_file_beside(&config.database)).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
+            let kv = SqlKv::connect(&config.database).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
             tasks.push(tokio::spawn(prune_kv(kv.clone())));
             Arc::new(kv)
         }

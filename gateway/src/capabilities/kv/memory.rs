@@ -48,6 +48,20 @@ impl Value {
 #[derive(Debug, Default)]
 pub struct MemoryKv {
     entries: Mutex<HashMap<(String, String), Entry>>,
+    journal: Option<Journal>,
+}
+
+/// What an entry became: its value and expiry (unix ms), or `None` when deleted.
+pub type Changed = Option<(Vec<u8>, Option<u64>)>;
+
+/// Told every change, under the store's lock, so in the order the changes happened.
+#[derive(Clone)]
+pub struct Journal(pub std::sync::Arc<dyn Fn(&str, &str, Changed) + Send + Sync>);
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
 }
 
 fn now_ms() -> u64 {
@@ -71,6 +85,22 @@ fn live<'a>(map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
 impl MemoryKv {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding `entries` (namespace, key, value, expiry in unix ms) that tells `journal`
+    /// every change ([`super::JournaledKv`]).
+    pub fn journaled(entries: impl IntoIterator<Item = (String, String, Vec<u8>, Option<u64>)>, journal: Journal) -> Self {
+        let entries = entries
+            .into_iter()
+            .map(|(ns, key, value, expires_at_ms)| ((ns, key), Entry { value: Value::from_bytes(value), expires_at_ms }))
+            .collect();
+        MemoryKv { entries: Mutex::new(entries), journal: Some(journal) }
+    }
+
+    fn tell(&self, ns: &str, key: &str, changed: Changed) {
+        if let Some(journal) = &self.journal {
+            (journal.0)(ns, key, changed);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
@@ -113,7 +143,7 @@ impl MemoryKv {
             .into_iter()
             .flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| ((ns.clone(), key), e)))
             .collect();
-        let kv = MemoryKv { entries: Mutex::new(entries) };
+        let kv = MemoryKv { entries: Mutex::new(entries), journal: None };
         kv.prune_expired();
         Ok(kv)
     }
@@ -126,15 +156,19 @@ impl KvBackend for MemoryKv {
     }
 
     async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
-        let entry = Entry { value: Value::from_bytes(value), expires_at_ms: expiry(ttl) };
-        self.lock().insert((ns.into(), key.into()), entry);
+        let expires_at_ms = expiry(ttl);
+        let mut map = self.lock();
+        self.tell(ns, key, Some((value.clone(), expires_at_ms)));
+        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(value), expires_at_ms });
         Ok(())
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
         let mut map = self.lock();
         let existed = live(&mut map, ns, key).is_some();
-        map.remove(&(ns.to_owned(), key.to_owned()));
+        if map.remove(&(ns.to_owned(), key.to_owned())).is_some() {
+            self.tell(ns, key, None);
+        }
         Ok(existed)
     }
 
@@ -151,7 +185,9 @@ impl KvBackend for MemoryKv {
         if current != expected {
             return Ok(false);
         }
-        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(new), expires_at_ms: expiry(ttl) });
+        let expires_at_ms = expiry(ttl);
+        self.tell(ns, key, Some((new.clone(), expires_at_ms)));
+        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(new), expires_at_ms });
         Ok(true)
     }
 
@@ -166,6 +202,7 @@ impl KvBackend for MemoryKv {
             None => (0, expiry(ttl)),
         };
         let value = current.checked_add(delta).ok_or(KvBackendError::NotANumber)?;
+        self.tell(ns, key, Some((value.to_string().into_bytes(), expires_at_ms)));
         map.insert((ns.into(), key.into()), Entry { value: Value::Text(value.to_string()), expires_at_ms });
         Ok(value)
     }

@@ -2,10 +2,12 @@
 //! markers, idempotency records).
 //!
 //! The namespace is the catalog application id and is fixed by the host: a plugin cannot name
-//! another application's keys. Backends: [`SqlKv`] (the gateway's database: the embedded SQLite
-//! file by default, so state survives a restart; or PostgreSQL, shared by the city's gateways),
+//! another application's keys. Backends: [`JournaledKv`] (one gateway on SQLite, the default:
+//! state in memory, journaled to a file beside the database, so it survives a restart),
+//! [`SqlKv`] (PostgreSQL, shared by the city's gateways),
 //! [`RedisKv`] (shared by several gateways), [`MemoryKv`] (the CLI's `plugin run` and tests).
 
+mod journaled;
 mod memory;
 mod redis;
 mod sql;
@@ -22,7 +24,8 @@ use super::HostState;
 use super::meter::{Metered, MeteredData};
 use crate::bindings::onecard::plugin::kv::{Host, KvError, add_to_linker};
 
-pub use memory::MemoryKv;
+pub use journaled::JournaledKv;
+pub use memory::{Changed, Journal, MemoryKv};
 pub use self::redis::{RedisKv, RedisKvConfig};
 pub use sql::{SqlKv, sqlite_file_beside};
 

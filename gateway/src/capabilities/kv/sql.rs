@@ -50,7 +50,7 @@ pub struct SqlKv {
     _alive: Arc<()>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
@@ -128,6 +128,28 @@ impl SqlKv {
             tokio::spawn(checkpoint(conn, Arc::downgrade(&alive)));
         }
         Ok(SqlKv { pool, _alive: alive })
+    }
+
+    /// The pool (the journaled store loads through it).
+    pub(super) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Writes entries' last states in one transaction: a value and expiry, or a deletion.
+    pub(super) async fn commit<'a>(&self, changes: impl Iterator<Item = (&'a String, &'a String, &'a super::memory::Changed)>) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (ns, key, changed) in changes {
+            match changed {
+                Some((value, expires_at_ms)) => {
+                    let expires = expires_at_ms.and_then(|t| i64::try_from(t).ok());
+                    sqlx::query(SET).bind(ns.clone()).bind(key.clone()).bind(value.clone()).bind(expires).execute(&mut *tx).await?;
+                }
+                None => {
+                    sqlx::query(DELETE).bind(ns.clone()).bind(key.clone()).fetch_optional(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await
     }
 
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
