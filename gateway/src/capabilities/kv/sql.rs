@@ -1,5 +1,6 @@
-//! [`SqlKv`]: plugins' key-value state in the gateway's own database — the embedded SQLite file
-//! of `onecard serve` by default, or PostgreSQL, where several gateways then share it like Redis.
+//! [`SqlKv`]: plugins' key-value state in a database — PostgreSQL, where several gateways then
+//! share it like Redis, or a SQLite file, which [`super::JournaledKv`] (the single-gateway
+//! default) reads at start and writes behind to.
 //!
 //! Plugin state must outlive the process: an e-CNY wallet's daily total, a hospital's stored
 //! message ids and a park's anti-passback markers are rules, not caches, and a restart must not
