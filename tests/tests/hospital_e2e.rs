@@ -697,18 +697,28 @@ async fn when_the_days_message_ids_are_used_up_nothing_is_sent_or_charged() {
     h.fund("senior", 50_000).await;
     let id = h.presettled_visit("senior").await;
 
-    // The day's counter (created by the messages above) as if 9,996 messages had been sent: in
-    // the plugin-state file beside the gateway's database.
+    // The day's counter (created by the messages above) as if 9,996 messages had been sent. Its
+    // name (`msgseq:` and the plugin's local date) is read from the plugin-state file, which the
+    // gateway writes behind; the new value goes through the gateway's own key-value store.
     sqlx::any::install_default_drivers();
     let kv_file = onecard_gateway::capabilities::kv::sqlite_file_beside(&h.city.database);
-    let kv = sqlx::AnyPool::connect(&format!("sqlite://{kv_file}")).await.expect("the plugin-state file");
-    let moved = sqlx::query("UPDATE plugin_kv SET value = $1 WHERE namespace = $2 AND key LIKE 'msgseq:%'")
-        .bind(b"9996".to_vec())
-        .bind(APP.to_string())
-        .execute(&kv)
-        .await
-        .expect("the day's message counter");
-    assert_eq!(moved.rows_affected(), 1, "one day counter");
+    let file = sqlx::AnyPool::connect(&format!("sqlite://{kv_file}")).await.expect("the plugin-state file");
+    let mut counter = None;
+    for _ in 0..250 {
+        counter = sqlx::query_scalar::<_, String>("SELECT key FROM plugin_kv WHERE namespace = $1 AND key LIKE 'msgseq:%'")
+            .bind(APP.to_string())
+            .fetch_optional(&file)
+            .await
+            .expect("read the plugin-state file");
+        if counter.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let counter = counter.expect("the day's message counter was written");
+    let enforced = h.city.running.gateway.state.load().expect("a catalog");
+    let kv = &enforced.app(APP).expect("the hospital application").env.kv;
+    kv.set(APP, &counter, b"9996".to_vec(), None).await.expect("set the day's message counter");
 
     // Registrations are told the day's last ids, up to 9999.
     let mut sequences = Vec::new();
