@@ -41,11 +41,7 @@ const PARKS_CONFIG: &str = r#"{"venues": {"west-lake": {"name": "West Lake", "op
 
 /// A valid 18-character resident ID number for test `n` (GB 11643 check character).
 pub fn test_ssn(n: u32) -> String {
-    let body = format!("33010619500307{:03}", n % 1000);
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body.chars().zip(weights).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
-    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
-    format!("{body}{check}")
+    onecard_catalog::ids::ssn_with_check(&format!("33010619500307{:03}", n % 1000))
 }
 
 fn catalog_toml(sha256: &str, hostile_sha: &str, channel_key: &str, issuer_key: &str, extra: &str) -> String {

@@ -198,12 +198,16 @@ impl Drop for Running {
 /// How often expired plugin state is deleted from the database.
 const KV_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Deletes expired plugin state now and then, so the table holds only what is live.
-async fn prune_kv(kv: SqlKv) {
+/// Deletes expired plugin state now and then, so the store holds only what is live.
+async fn prune_kv<F, Fut>(prune: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::capabilities::kv::KvBackendError>>,
+{
     let mut every = tokio::time::interval(KV_PRUNE_EVERY);
     loop {
         every.tick().await;
-        match kv.prune_expired().await {
+        match prune().await {
             Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired plugin state pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune expired plugin state"),
@@ -233,20 +237,20 @@ async fn data_plane(
         None if onecard_catalog::store::database_url(&config.database).is_ok_and(|(_, b)| b == onecard_catalog::store::Backend::Sqlite) => {
             let file = sqlite_file_beside(&config.database);
             let kv = JournaledKv::open(&file).await.map_err(|e| anyhow::anyhow!("cannot open the plugin-state file {file}: {e}"))?;
-            tasks.push(tokio::spawn(prune_kv(SqlKv::connect(&file).await.map_err(|e| anyhow::anyhow!("{e}"))?)));
-            let memory = kv.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut every = tokio::time::interval(KV_PRUNE_EVERY);
-                loop {
-                    every.tick().await;
-                    memory.prune_expired();
-                }
-            }));
+            let pruned = kv.clone();
+            tasks.push(tokio::spawn(prune_kv(move || {
+                let kv = pruned.clone();
+                async move { kv.prune_expired().await }
+            })));
             Arc::new(kv)
         }
         None => {
             let kv = SqlKv::connect(&config.database).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
-            tasks.push(tokio::spawn(prune_kv(kv.clone())));
+            let pruned = kv.clone();
+            tasks.push(tokio::spawn(prune_kv(move || {
+                let kv = pruned.clone();
+                async move { kv.prune_expired().await }
+            })));
             Arc::new(kv)
         }
     };

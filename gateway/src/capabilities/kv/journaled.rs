@@ -38,6 +38,7 @@ enum Job {
 pub struct JournaledKv {
     memory: Arc<MemoryKv>,
     jobs: mpsc::UnboundedSender<Job>,
+    file: SqlKv,
 }
 
 impl std::fmt::Debug for Job {
@@ -75,13 +76,14 @@ impl JournaledKv {
             // The writer runs until every sender is gone; a send fails only after that.
             let _ = tx.send(Job::Change { namespace: namespace.to_owned(), key: key.to_owned(), changed });
         }));
-        tokio::spawn(write(store, rx));
-        Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs })
+        tokio::spawn(write(store.clone(), rx));
+        Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs, file: store })
     }
 
-    /// Forgets expired entries in memory (the file's are pruned by [`SqlKv::prune_expired`]).
-    pub fn prune_expired(&self) -> usize {
-        self.memory.prune_expired()
+    /// Forgets expired entries, in memory and in the file; returns how many rows left the file.
+    pub async fn prune_expired(&self) -> Result<u64, KvBackendError> {
+        self.memory.prune_expired();
+        self.file.prune_expired().await
     }
 
     /// Resolves once every change made before the call is committed (tests, shutdown).
