@@ -24,7 +24,38 @@ crate::both_backends!(
     stored_filings_follow_the_state_machine_for_every_state_and_role,
     concurrent_writers_get_consecutive_versions,
     long_poll_sees_changes_written_by_another_process,
+    a_batch_of_accesses_larger_than_one_statement_arrives_whole,
 );
+
+/// The access log writes 64 rows per statement: a batch of 150 spans three statements, all in
+/// one transaction, and every access arrives once with its own fields.
+async fn a_batch_of_accesses_larger_than_one_statement_arrives_whole(store: Store) {
+    let at = chrono::Utc::now();
+    let records: Vec<crate::store::AccessRecord> = (0..150)
+        .map(|n| crate::store::AccessRecord {
+            at,
+            card_ref: format!("card-{}", n % 3),
+            application: "parks".into(),
+            action: format!("enter-{n}"),
+            channel: "3300000001".into(),
+            consent_id: Some(format!("consent-{n}")),
+            scopes: ["holder.age".to_string()].into(),
+            gateway: String::new(),
+        })
+        .collect();
+    store.record_accesses("gw-1", &records).await.expect("record");
+    let mut seen = Vec::new();
+    for card in 0..3 {
+        let of_card = store.accesses_of(&format!("card-{card}")).await.expect("list");
+        assert_eq!(of_card.len(), 50, "card-{card}");
+        assert!(of_card.iter().all(|a| a.gateway == "gw-1" && a.card_ref == format!("card-{card}")));
+        seen.extend(of_card.into_iter().map(|a| (a.action, a.consent_id)));
+    }
+    seen.sort();
+    let mut expected: Vec<_> = (0..150).map(|n| (format!("enter-{n}"), Some(format!("consent-{n}")))).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
 
 async fn apply_export_apply_changes_nothing(store: Store) {
     let admin = who(Role::ProvinceAdmin);

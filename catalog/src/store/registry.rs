@@ -76,27 +76,31 @@ impl Store {
         rows.iter().map(|r| from_json("consent", &r.try_get::<String, _>(0)?)).collect()
     }
 
-    /// Records data accesses reported by `gateway`.
+    /// Records data accesses reported by `gateway`, in one transaction of multi-row inserts.
     pub async fn record_accesses(&self, gateway: &str, records: &[AccessRecord]) -> Result<()> {
+        const COLUMNS: usize = 9;
         let mut tx = self.pool.begin().await?;
-        for r in records {
-            let mut id = [0u8; 12];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
-            sqlx::query(
-                "INSERT INTO accesses (id, at, card_ref, application, action, channel, consent_id, scopes, gateway) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(hex::encode(id))
-            .bind(crate::model::format_ts(&r.at))
-            .bind(r.card_ref.clone())
-            .bind(r.application.clone())
-            .bind(r.action.clone())
-            .bind(r.channel.clone())
-            .bind(r.consent_id.clone())
-            .bind(serde_json::to_string(&r.scopes).map_err(|e| Error::Internal(e.to_string()))?)
-            .bind(gateway.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO accesses (id, at, card_ref, application, action, channel, consent_id, scopes, gateway) VALUES {}",
+                super::values_placeholders(chunk.len(), COLUMNS)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                let mut id = [0u8; 12];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
+                query = query
+                    .bind(hex::encode(id))
+                    .bind(crate::model::format_ts(&r.at))
+                    .bind(r.card_ref.clone())
+                    .bind(r.application.clone())
+                    .bind(r.action.clone())
+                    .bind(r.channel.clone())
+                    .bind(r.consent_id.clone())
+                    .bind(serde_json::to_string(&r.scopes).map_err(|e| Error::Internal(e.to_string()))?)
+                    .bind(gateway.to_string());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -31,6 +31,8 @@ pub struct EnforcedApp {
     /// Backends its instances reach.
     pub env: AppEnv,
     pub(super) validators: HashMap<String, Arc<jsonschema::Validator>>,
+    /// `spec.config` as the JSON text every request hands the plugin, serialized once.
+    pub(super) config_json: Arc<str>,
 }
 
 /// The outcome of validating parameters.
@@ -44,6 +46,11 @@ pub struct Validation {
 }
 
 impl EnforcedApp {
+    /// The application's configuration as JSON text (the plugin's `request.config`).
+    pub fn config_json(&self) -> &str {
+        &self.config_json
+    }
+
     /// Validates `params` against the action's filed schema.
     pub fn validate(&self, action: &str, params: &Value) -> Result<(), Validation> {
         let Some(validator) = self.validators.get(action) else { return Ok(()) };
@@ -160,7 +167,8 @@ impl AppBuilder {
             http: Arc::clone(&self.http),
             settlement,
         };
-        EnforcedApp { spec, plugin, env, validators }
+        let config_json = spec.config.to_string().into();
+        EnforcedApp { spec, plugin, env, validators, config_json }
     }
 
     async fn plugin(&self, sha256: &str, grants: Vec<Capability>) -> Result<Arc<LoadedPlugin>, String> {

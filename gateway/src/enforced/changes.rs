@@ -57,6 +57,7 @@ impl Enforced {
                             plugin: old.plugin.clone(),
                             env: old.env.clone(),
                             validators: old.validators.clone(),
+                            config_json: old.config_json.clone(),
                         }),
                     );
                 }

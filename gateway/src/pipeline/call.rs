@@ -45,7 +45,7 @@ pub(super) async fn run(
         venue: body.venue.clone(),
         terminal: body.terminal.clone(),
         params: body.params.to_string(),
-        config: app.spec.config.to_string(),
+        config: app.config_json().to_string(),
         card,
         idempotency_key: body.idempotency_key.clone().unwrap_or_else(|| request_id.to_string()),
     };

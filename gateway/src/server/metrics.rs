@@ -27,6 +27,23 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// How often histogram samples are folded into their buckets. The exporter keeps each sample
+/// until this upkeep (or a scrape) drains it: without it, a gateway nobody scrapes would keep
+/// two samples per request forever.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Folds recorded histogram samples into their buckets every [`UPKEEP_EVERY`], until aborted.
+pub fn spawn_upkeep() -> tokio::task::JoinHandle<()> {
+    let handle = handle();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    })
+}
+
 /// Records one decision. `app`/`action` must be catalog names (not caller input) to keep the
 /// label set bounded; `outcome` is `allowed` or the error code.
 pub fn record_decision(app: &str, action: &str, code: Option<&str>, latency: Duration, plugin_time: Option<Duration>) {

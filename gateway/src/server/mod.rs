@@ -303,7 +303,7 @@ async fn data_plane(
             }
         }
     });
-    tasks.extend([tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates]);
+    tasks.extend([tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates, self::metrics::spawn_upkeep()]);
     Ok((gateway, tasks))
 }
 

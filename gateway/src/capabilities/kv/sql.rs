@@ -136,19 +136,38 @@ impl SqlKv {
         &self.pool
     }
 
-    /// Writes entries' last states in one transaction: a value and expiry, or a deletion.
+    /// Writes entries' last states in one transaction: a value and expiry, or a deletion. Each key
+    /// appears at most once (the journal keeps only an entry's last state), so the values go in
+    /// multi-row upserts and the deletions in multi-row deletes, in any order.
     pub(super) async fn commit<'a>(&self, changes: impl Iterator<Item = (&'a String, &'a String, &'a super::memory::Changed)>) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        use onecard_catalog::store::{ROWS_PER_STATEMENT, values_placeholders};
+        let (mut sets, mut deletes) = (Vec::new(), Vec::new());
         for (ns, key, changed) in changes {
             match changed {
-                Some((value, expires_at_ms)) => {
-                    let expires = expires_at_ms.and_then(|t| i64::try_from(t).ok());
-                    sqlx::query(SET).bind(ns.clone()).bind(key.clone()).bind(value.clone()).bind(expires).execute(&mut *tx).await?;
-                }
-                None => {
-                    sqlx::query(DELETE).bind(ns.clone()).bind(key.clone()).fetch_optional(&mut *tx).await?;
-                }
+                Some((value, expires_at_ms)) => sets.push((ns, key, value, expires_at_ms.and_then(|t| i64::try_from(t).ok()))),
+                None => deletes.push((ns, key)),
             }
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in sets.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES {} \
+                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
+                values_placeholders(chunk.len(), 4)
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (ns, key, value, expires_at_ms) in chunk {
+                query = query.bind((*ns).clone()).bind((*key).clone()).bind((*value).clone()).bind(*expires_at_ms);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!("DELETE FROM plugin_kv WHERE (namespace, key) IN (VALUES {})", values_placeholders(chunk.len(), 2));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (ns, key) in chunk {
+                query = query.bind((*ns).clone()).bind((*key).clone());
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await
     }
