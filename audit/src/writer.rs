@@ -5,11 +5,11 @@
 //! request instead of dropping its record. The writer never drops a record either: a failed
 //! write is retried with backoff until it succeeds, and meanwhile the queue fills.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::canonical::StoredLedger;
 use crate::config::AuditConfig;
@@ -56,9 +56,10 @@ impl AuditWriter {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (status_tx, status_rx) = watch::channel(WriterStatus::default());
+        let urgent = Arc::new(Notify::new());
         let task = Task { store, config, status: status_tx, backoff_ms: FIRST_RETRY_MS };
-        tokio::spawn(task.run(rx));
-        Ok(AuditHandle { tx, status: status_rx })
+        tokio::spawn(task.run(rx, Arc::clone(&urgent)));
+        Ok(AuditHandle { tx, status: status_rx, urgent })
     }
 }
 
@@ -67,6 +68,8 @@ impl AuditWriter {
 pub struct AuditHandle {
     tx: mpsc::Sender<Job>,
     status: watch::Receiver<WriterStatus>,
+    /// Wakes the writer out of its linger for a job someone waits on.
+    urgent: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Job {
@@ -84,7 +87,7 @@ impl AuditHandle {
     /// `AUDIT_BACKPRESSURE` when the queue (reserved places included) is full.
     pub fn reserve(&self) -> Result<AuditSlot, AuditError> {
         match self.tx.clone().try_reserve_owned() {
-            Ok(permit) => Ok(AuditSlot { permit: Some(permit) }),
+            Ok(permit) => Ok(AuditSlot { permit: Some(permit), urgent: Arc::clone(&self.urgent) }),
             Err(mpsc::error::TrySendError::Full(_)) => Err(AuditError::Backpressure { capacity: self.tx.max_capacity() }),
             Err(mpsc::error::TrySendError::Closed(_)) => Err(AuditError::Closed),
         }
@@ -95,6 +98,7 @@ impl AuditHandle {
     pub async fn flush(&self) -> Result<(), AuditError> {
         let (reply, done) = oneshot::channel();
         self.tx.send(Job::Flush(reply)).await.map_err(|_| AuditError::Closed)?;
+        self.urgent.notify_one();
         done.await.map_err(|_| AuditError::Closed)
     }
 
@@ -113,6 +117,7 @@ impl AuditHandle {
 #[derive(Debug)]
 pub struct AuditSlot {
     permit: Option<mpsc::OwnedPermit<Job>>,
+    urgent: Arc<Notify>,
 }
 
 impl AuditSlot {
@@ -137,11 +142,13 @@ impl AuditSlot {
         if let Some(err) = ledger.iter().find_map(|l| l.validate().err()) {
             refuse(&mut fields, &err);
             permit.send(Job::Commit { fields, ledger: Vec::new(), reply });
+            self.urgent.notify_one();
             done.await.map_err(|_| AuditError::Closed)??;
             return Err(err);
         }
         let ledger = ledger.iter().map(StoredLedger::from_entry).collect();
         permit.send(Job::Commit { fields, ledger, reply });
+        self.urgent.notify_one();
         done.await.map_err(|_| AuditError::Closed)?
     }
 }
@@ -183,26 +190,26 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    /// Takes the first job, then — unless someone waits on it — lingers for the flush interval
+    /// or until an urgent job is queued, without waking for each record that arrives meanwhile,
+    /// and writes what has come (at most `batch_max` jobs) as one batch.
+    async fn run(mut self, mut rx: mpsc::Receiver<Job>, urgent: Arc<Notify>) {
         let interval = Duration::from_millis(self.config.flush_interval_ms);
-        while let Some(first) = rx.recv().await {
-            let mut jobs = vec![first];
-            if !jobs[0].urgent() {
-                let deadline = Instant::now() + interval;
+        let mut jobs = Vec::with_capacity(self.config.batch_max);
+        while rx.recv_many(&mut jobs, self.config.batch_max).await > 0 {
+            if !jobs.iter().any(Job::urgent) {
+                tokio::select! {
+                    () = tokio::time::sleep(interval) => {}
+                    () = urgent.notified() => {}
+                }
                 while jobs.len() < self.config.batch_max {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(job)) => {
-                            let urgent = job.urgent();
-                            jobs.push(job);
-                            if urgent {
-                                break;
-                            }
-                        }
-                        Ok(None) | Err(_) => break,
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
                     }
                 }
             }
-            self.process(jobs).await;
+            self.process(std::mem::take(&mut jobs)).await;
         }
         tracing::debug!(chain = self.store.chain(), "audit writer stopped: every handle was dropped");
     }

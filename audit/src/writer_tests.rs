@@ -220,6 +220,23 @@ async fn flush_writes_without_waiting_for_the_batch_interval() {
 }
 
 #[tokio::test]
+async fn a_money_commit_does_not_wait_for_the_batch_interval() {
+    let (store, _dir) = crate::testing::sqlite_store().await;
+    // The writer lingers over records for the interval; a commit someone waits on ends the linger.
+    let config = AuditConfig { flush_interval_ms: 3_600_000, ..AuditConfig::default() };
+    let audit = AuditWriter::spawn(store.clone(), config).expect("spawn");
+    for n in 1..=3 {
+        audit.reserve().expect("room").record(entry(n));
+    }
+    let mut pay = entry(4);
+    pay.app = "ecny".into();
+    let commit = audit.reserve().expect("room").commit_with_ledger(pay, vec![debit("k-4", 100)]);
+    let receipt = tokio::time::timeout(Duration::from_secs(30), commit).await.expect("the commit does not wait for the interval").expect("commit");
+    assert_eq!(receipt.seq, 4, "the records queued before it are written first, in order");
+    assert_eq!(count(&store, "audit_records").await, 4);
+}
+
+#[tokio::test]
 async fn a_bad_config_starts_no_writer() {
     let (store, _dir) = crate::testing::sqlite_store().await;
     let err = AuditWriter::spawn(store, AuditConfig { queue_capacity: 0, ..AuditConfig::default() }).expect_err("refused");

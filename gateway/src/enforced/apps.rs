@@ -54,6 +54,10 @@ impl EnforcedApp {
     /// Validates `params` against the action's filed schema.
     pub fn validate(&self, action: &str, params: &Value) -> Result<(), Validation> {
         let Some(validator) = self.validators.get(action) else { return Ok(()) };
+        // `is_valid` stops at the first failure and builds no error: the common case is cheap.
+        if validator.is_valid(params) {
+            return Ok(());
+        }
         let Some(error) = validator.iter_errors(params).next() else { return Ok(()) };
         let mut field = error.instance_path().as_str().trim_start_matches('/').to_string();
         if let jsonschema::error::ValidationErrorKind::Required { property } = error.kind() {

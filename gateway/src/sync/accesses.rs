@@ -48,13 +48,13 @@ impl AccessReporter {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let linger = tokio::time::sleep(LINGER);
-                tokio::pin!(linger);
+                // Sleep rather than wait on the queue, so that the accesses arriving meanwhile
+                // do not wake this task one by one; then take what came.
+                tokio::time::sleep(LINGER).await;
                 while batch.len() < BATCH {
-                    let room = BATCH - batch.len();
-                    tokio::select! {
-                        received = rx.recv_many(&mut batch, room) => if received == 0 { break },
-                        () = &mut linger => break,
+                    match rx.try_recv() {
+                        Ok(record) => batch.push(record),
+                        Err(_) => break,
                     }
                 }
                 while let Err(e) = source.report_accesses(&gateway_id, &batch).await {

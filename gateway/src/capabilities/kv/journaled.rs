@@ -27,8 +27,8 @@ use super::{KvBackend, KvBackendError, MemoryKv, SqlKv};
 
 /// Changes written in one transaction, at most.
 const BATCH: usize = 4096;
-/// How long the writer gathers more changes after the first of a batch (unless someone waits on
-/// a flush). Without it, a steady stream of requests commits a transaction for every one or two
+/// How long the writer gathers more changes after the first of a batch (unless the batch starts
+/// with a flush, which someone waits on; a flush behind changes waits at most this long). Without it, a steady stream of requests commits a transaction for every one or two
 /// changes, each a few round trips to SQLite's worker thread. It is also about what a process
 /// crash can lose.
 const LINGER: Duration = Duration::from_millis(10);
@@ -114,16 +114,16 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut pending: HashMap<(String, String), Changed> = HashMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
-        let linger = tokio::time::sleep(LINGER);
-        tokio::pin!(linger);
-        let mut flush_asked = jobs.iter().any(Job::is_flush);
-        while jobs.len() < BATCH && !flush_asked {
-            let (before, room) = (jobs.len(), BATCH - jobs.len());
-            tokio::select! {
-                received = rx.recv_many(&mut jobs, room) => if received == 0 { break },
-                () = &mut linger => break,
+        // Sleep rather than wait on the queue, so that the changes arriving meanwhile do not
+        // wake this task one by one; then take what came.
+        if !jobs.iter().any(Job::is_flush) {
+            tokio::time::sleep(LINGER).await;
+            while jobs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
             }
-            flush_asked = jobs[before..].iter().any(Job::is_flush);
         }
         let mut flushes = Vec::new();
         for job in jobs.drain(..) {
