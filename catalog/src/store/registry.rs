@@ -83,7 +83,7 @@ impl Store {
         for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO accesses (id, at, card_ref, application, action, channel, consent_id, scopes, gateway) VALUES {}",
-                super::values_placeholders(chunk.len(), COLUMNS)
+                super::values_placeholders(self.backend, chunk.len(), COLUMNS)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {

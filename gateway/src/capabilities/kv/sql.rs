@@ -47,6 +47,7 @@ const INCREMENT_ATTEMPTS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct SqlKv {
     pool: AnyPool,
+    backend: onecard_catalog::store::Backend,
     /// Keeps the SQLite checkpointer running while any clone of this store lives.
     _alive: Arc<()>,
 }
@@ -128,7 +129,7 @@ impl SqlKv {
             let conn = options.connect().await.map_err(unavailable)?;
             tokio::spawn(checkpoint(conn, Arc::downgrade(&alive)));
         }
-        Ok(SqlKv { pool, _alive: alive })
+        Ok(SqlKv { pool, backend, _alive: alive })
     }
 
     /// The pool (the journaled store loads through it).
@@ -153,7 +154,7 @@ impl SqlKv {
             let sql = format!(
                 "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES {} \
                  ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-                values_placeholders(chunk.len(), 4)
+                values_placeholders(self.backend, chunk.len(), 4)
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (ns, key, value, expires_at_ms) in chunk {
@@ -162,7 +163,7 @@ impl SqlKv {
             query.execute(&mut *tx).await?;
         }
         for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("DELETE FROM plugin_kv WHERE (namespace, key) IN (VALUES {})", values_placeholders(chunk.len(), 2));
+            let sql = format!("DELETE FROM plugin_kv WHERE (namespace, key) IN (VALUES {})", values_placeholders(self.backend, chunk.len(), 2));
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (ns, key) in chunk {
                 query = query.bind((*ns).clone()).bind((*key).clone());
