@@ -1,8 +1,9 @@
 //! `onecard plugin build`: compile a plugin crate to a `wasm32-wasip2` component without WASI
 //! imports (linked as a core module, then `onecard_componentize`, as the project's own tests build
-//! plugins), load it with the gateway's own runtime, check its `plugin.toml` against what the component describes, and print
-//! what the department files: the component's path, size and SHA-256, and the catalog filing
-//! (`[[applications.filings]]` with the hash and the manifest derived from `describe`).
+//! plugins), load it with the gateway's own runtime, check its `plugin.toml` against what the
+//! component describes, and print what the department files: the component's path, size and
+//! SHA-256, and the catalog filing (`[[applications.filings]]` with the hash and the manifest
+//! derived from `describe`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
