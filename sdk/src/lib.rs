@@ -65,8 +65,10 @@
 //! # }
 //! ```
 //!
-//! Build the component with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
-//! `target/wasm32-wasip2/release/` is what the department files with the catalog, by SHA-256.
+//! Build the component with `onecard plugin build` (`cargo build --release --target wasm32-wasip2`
+//! linking a core module, then `onecard-componentize`, which leaves WASI out: docs/PLUGINS.md);
+//! the `.wasm` it writes in `target/wasm32-wasip2/release/` is what the department files with the
+//! catalog, by SHA-256.
 //!
 //! The contract itself is the WIT package `onecard:plugin@1.0.0` in this crate's `wit/` folder.
 #![deny(unsafe_code)]

@@ -1,6 +1,10 @@
 //! Compile every plugin crate to a `wasm32-wasip2` component, so that one `cargo test` from the
 //! workspace root builds and tests everything (the pattern of wasmtime's test-programs).
 //!
+//! Each plugin is linked as a core module and made a component without WASI imports by
+//! `onecard-componentize`, as `onecard plugin build` does, so the tests run the bytes a department
+//! files.
+//!
 //! Plugins are found by folder: `plugins/*` (the scenario plugins) and `tests/plugins/*` (hostile
 //! and special-purpose test plugins). They are built with the `plugin` profile into `target/plugins`, a
 //! target dir of their own so the nested cargo never waits on the outer build's lock.
@@ -11,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
+use onecard_componentize::{TARGET, TARGET_RUSTFLAGS};
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -33,10 +37,12 @@ fn main() {
     for (name, _) in scenario.iter().chain(&hostile) {
         cmd.args(["-p", name]);
     }
-    // Flags meant for the host build must not leak into the wasm build.
+    // Flags meant for the host build must not leak into the wasm build (and `RUSTFLAGS` would
+    // make cargo ignore the wasm target's own flags).
     for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
         cmd.env_remove(var);
     }
+    cmd.env(TARGET_RUSTFLAGS.0, TARGET_RUSTFLAGS.1);
     let status = cmd.status().expect("run cargo to build the plugins");
     assert!(status.success(), "building the plugins for {TARGET} failed (see the output above)");
 
@@ -45,6 +51,9 @@ fn main() {
     for (name, _) in scenario.iter().chain(&hostile) {
         let wasm = out.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(wasm.exists(), "{} was not produced", wasm.display());
+        if let Err(e) = onecard_componentize::componentize_in_place(&wasm) {
+            panic!("{name}: {e}");
+        }
         writeln!(code, "pub const {}: &str = {:?};", name.replace('-', "_").to_uppercase(), wasm.display().to_string()).expect("writing to a String cannot fail");
     }
     let list = |crates: &[(String, PathBuf)]| {

@@ -1,7 +1,9 @@
-//! `onecard plugin build`: compile a plugin crate to a `wasm32-wasip2` component, load it with the
-//! gateway's own runtime, check its `plugin.toml` against what the component describes, and print
-//! what the department files: the component's path, size and SHA-256, and the catalog filing
-//! (`[[applications.filings]]` with the hash and the manifest derived from `describe`).
+//! `onecard plugin build`: compile a plugin crate to a `wasm32-wasip2` component without WASI
+//! imports (linked as a core module, then `onecard_componentize`, as the project's own tests build
+//! plugins), load it with the gateway's own runtime, check its `plugin.toml` against what the
+//! component describes, and print what the department files: the component's path, size and
+//! SHA-256, and the catalog filing (`[[applications.filings]]` with the hash and the manifest
+//! derived from `describe`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,13 +12,12 @@ use std::process::{Command, Stdio};
 use clap::Args;
 use onecard_catalog::model::Filing;
 use onecard_catalog::workflow::FilingState;
+use onecard_componentize::{TARGET, TARGET_RUSTFLAGS};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::bindings::onecard::plugin::types::PluginInfo;
 use crate::runtime::{LoadedPlugin, Runtime, RuntimeConfig};
-
-const TARGET: &str = "wasm32-wasip2";
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -99,7 +100,7 @@ pub async fn build(args: &BuildArgs) -> Result<String, BuildError> {
     let manifest = read_plugin_toml(&dir)?;
     ensure_target(&dir)?;
     let wasm = cargo_build(&dir, args.profile.as_deref())?;
-    let bytes = std::fs::read(&wasm).map_err(|e| BuildError::Unusable(format!("{}: {e}", wasm.display())))?;
+    let bytes = onecard_componentize::componentize_in_place(&wasm).map_err(|e| BuildError::BuildFailed(e.to_string()))?;
     let runtime = Runtime::new(RuntimeConfig { max_instances: 2, ..RuntimeConfig::default() }).map_err(|e| BuildError::Unusable(e.to_string()))?;
     let plugin = runtime.load_file_unfiled(&wasm).await.map_err(|e| BuildError::Unusable(format!("{}: {e}", wasm.display())))?;
     let problems = disagreements(&manifest, &plugin, &dir);
@@ -162,7 +163,8 @@ fn ensure_target(dir: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// `cargo build --target wasm32-wasip2 --release` in `dir`; the component cargo reports.
+/// `cargo build --target wasm32-wasip2 --release` in `dir`, linking a core module; the `.wasm`
+/// cargo reports.
 fn cargo_build(dir: &Path, profile: Option<&str>) -> Result<PathBuf, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest_path = dir.join("Cargo.toml");
@@ -172,6 +174,9 @@ fn cargo_build(dir: &Path, profile: Option<&str>) -> Result<PathBuf, BuildError>
         Some(p) => cmd.args(["--profile", p]),
         None => cmd.arg("--release"),
     };
+    // `RUSTFLAGS` and `CARGO_ENCODED_RUSTFLAGS` would replace the wasm target's flags (and the
+    // component would then differ from the one the project's tests build): plugins get only these.
+    cmd.env_remove("RUSTFLAGS").env_remove("CARGO_ENCODED_RUSTFLAGS").env(TARGET_RUSTFLAGS.0, TARGET_RUSTFLAGS.1);
     // Diagnostics and progress go to the user's terminal; stdout carries cargo's JSON messages.
     let output = cmd
         .stdin(Stdio::null())
@@ -189,7 +194,7 @@ fn cargo_build(dir: &Path, profile: Option<&str>) -> Result<PathBuf, BuildError>
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"));
-    wasm.ok_or_else(|| BuildError::BuildFailed(format!("cargo built no component: is `crate-type = [\"cdylib\", …]` set in {}?", manifest_path.display())))
+    wasm.ok_or_else(|| BuildError::BuildFailed(format!("cargo built no wasm module: is `crate-type = [\"cdylib\", …]` set in {}?", manifest_path.display())))
 }
 
 fn same_file(reported: Option<&str>, path: &Path) -> bool {

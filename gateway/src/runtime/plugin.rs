@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, ComponentExportIndex, Linker};
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline, WasmBacktrace};
 
 use super::Runtime;
 use super::error::{InvokeError, LoadError, valid_plugin_code};
@@ -54,7 +54,9 @@ impl LoadedPlugin {
         let mut linker = Linker::<HostState>::new(&engine);
         grants.link(&mut linker).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         // What is left is WASI, which onecard does not provide: the toolchain's standard library
-        // imports it, and a plugin that calls it (files, sockets, ambient clocks) traps.
+        // imports it, and a plugin that calls it (files, sockets, ambient clocks) traps. Plugins
+        // built by `onecard plugin build` import none (`onecard-componentize` makes each WASI
+        // function a trap inside the module); components built otherwise still load.
         linker.define_unknown_imports_as_traps(&component).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let instance_pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
@@ -205,7 +207,7 @@ fn check_imports(engine: &Engine, component: &Component, grants: &Grants) -> Res
                 Some(capability) => return Err(LoadError::CapabilityNotGranted { capability: capability.name().into() }),
                 None => return Err(LoadError::UnknownImport { import: name.clone() }),
             }
-        } else if !name.starts_with("wasi:") {
+        } else if !name.starts_with(onecard_componentize::WASI_PREFIX) {
             return Err(LoadError::UnknownImport { import: name.clone() });
         }
     }
@@ -229,14 +231,25 @@ fn classify_trap(error: &wasmtime::Error, state: &HostState, deadline_ms: u64) -
             "out of bounds memory access (deep recursion overflowing the shadow stack looks like this too)".to_string()
         }
         Some(Trap::OutOfFuel) => "out of fuel".to_string(),
-        Some(Trap::UnreachableCodeReached) => match state.log.panic_message() {
-            Some(panic) => format!("panicked: {panic}"),
-            None => "aborted (wasm `unreachable`)".to_string(),
+        Some(Trap::UnreachableCodeReached) => match (state.log.panic_message(), wasi_function(error)) {
+            (Some(panic), _) => format!("panicked: {panic}"),
+            (None, Some(wasi)) => format!(
+                "called the WASI function `{wasi}`, which onecard does not provide (no files, environment, stdio, \
+                 sockets or ambient clock): use the SDK's capabilities (log, clock, kv, http, …)"
+            ),
+            (None, None) => "aborted (wasm `unreachable`)".to_string(),
         },
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     };
     InvokeError::Fault { reason }
+}
+
+/// The WASI function a trap happened in: `onecard-componentize` defines each WASI import of a
+/// plugin as a trap named after it (`wasi:…#name`), so the innermost frame names the call.
+fn wasi_function(error: &wasmtime::Error) -> Option<&str> {
+    let frame = error.downcast_ref::<WasmBacktrace>()?.frames().first()?;
+    frame.func_name().filter(|name| name.starts_with(onecard_componentize::WASI_PREFIX))
 }
 
 fn from_plugin_error(error: HandleError) -> InvokeError {

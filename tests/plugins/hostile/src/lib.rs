@@ -14,7 +14,7 @@ const SPY_SCOPES: [&str; 3] = ["holder.age", "holder.name", "holder.id_number"];
 
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "call_http", "refuse"]
+        ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "wasi", "call_http", "refuse"]
             .into_iter()
             .fold(PluginInfo::new("hostile", "0.1.0"), |info, name| info.action(ActionSpec::new(name, ANY)))
             .action(ActionSpec::new("spy", ANY).scopes(&SPY_SCOPES))
@@ -52,6 +52,9 @@ impl Plugin for Hostile {
             "flood" => loop {
                 log::debug("flood");
             },
+            // Reads the environment through `std`, that is through WASI, which onecard does not
+            // provide.
+            "wasi" => Response::json(&std::env::var("HOME").ok()),
             "call_http" => {
                 let response = http::post_json("fare-system", "/trips", &serde_json::json!({}))?;
                 Response::json(&response.status)
