@@ -28,9 +28,10 @@ use super::{KvBackend, KvBackendError, MemoryKv, SqlKv};
 /// Changes written in one transaction, at most.
 const BATCH: usize = 4096;
 /// How long the writer gathers more changes after the first of a batch (unless the batch starts
-/// with a flush, which someone waits on; a flush behind changes waits at most this long). Without it, a steady stream of requests commits a transaction for every one or two
-/// changes, each a few round trips to SQLite's worker thread. It is also about what a process
-/// crash can lose.
+/// with a flush, which someone waits on; a flush behind changes waits at most this long).
+/// Without it, a steady stream of requests commits a transaction for every one or two changes,
+/// each a few round trips to SQLite's worker thread. It is also about what a process crash can
+/// lose.
 const LINGER: Duration = Duration::from_millis(10);
 
 enum Job {
