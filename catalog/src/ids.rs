@@ -138,9 +138,47 @@ pub fn validate_slug(what: &str, s: &str) -> Result<(), String> {
     }
 }
 
+/// A new record identifier of `N` bytes as lowercase hex: the first 6 bytes are the Unix time in
+/// milliseconds (big-endian), the rest random (as UUIDv7 lays them out).
+///
+/// Request ids and access-log ids are keys of B-tree indexes that grow by thousands of rows a
+/// second. With purely random keys every insert lands on a different leaf page, and on SQLite
+/// each such page is rewritten into the WAL at every commit; keys that start with the time land
+/// on the index's last page. The random part keeps them unique and unguessable within a
+/// millisecond.
+pub fn time_ordered_hex<const N: usize>() -> String {
+    const TIME_BYTES: usize = 6;
+    const { assert!(N >= TIME_BYTES + 8, "keep at least 8 random bytes") };
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut bytes = [0u8; N];
+    bytes[..TIME_BYTES].copy_from_slice(&millis.to_be_bytes()[8 - TIME_BYTES..]);
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes[TIME_BYTES..]);
+    hex::encode(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_ids_sort_by_creation_and_differ_within_a_millisecond() {
+        let first = time_ordered_hex::<16>();
+        let burst: Vec<String> = (0..1000).map(|_| time_ordered_hex::<16>()).collect();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later = time_ordered_hex::<16>();
+        assert_eq!(first.len(), 32);
+        assert!(first.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')), "{first}");
+        assert!(later > first, "{later} sorts after {first}");
+        assert!(burst.iter().all(|id| id[..12] >= first[..12] && id[..12] <= later[..12]));
+        let distinct: std::collections::BTreeSet<&String> = burst.iter().collect();
+        assert_eq!(distinct.len(), burst.len(), "no two ids repeat");
+        let millis = u64::from_str_radix(&later[..12], 16).expect("hex time");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+        assert!(now.abs_diff(millis) < 60_000, "the prefix is the time in ms: {millis} vs {now}");
+        assert_eq!(time_ordered_hex::<14>().len(), 28);
+    }
 
     #[test]
     fn known_valid_numbers_pass() {

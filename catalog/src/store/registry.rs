@@ -87,10 +87,8 @@ impl Store {
             );
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
-                let mut id = [0u8; 12];
-                rand::RngCore::fill_bytes(&mut rand::rng(), &mut id);
                 query = query
-                    .bind(hex::encode(id))
+                    .bind(crate::ids::time_ordered_hex::<14>())
                     .bind(crate::model::format_ts(&r.at))
                     .bind(r.card_ref.clone())
                     .bind(r.application.clone())

@@ -94,9 +94,9 @@ struct Allowed {
     headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// A fresh request id: 16 random bytes, hex.
+/// A fresh request id: 16 bytes, hex, time-ordered (see [`onecard_catalog::ids::time_ordered_hex`]).
 pub fn new_request_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+    onecard_catalog::ids::time_ordered_hex::<16>()
 }
 
 impl Gateway {

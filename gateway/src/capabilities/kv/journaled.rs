@@ -33,6 +33,12 @@ const BATCH: usize = 4096;
 /// each a few round trips to SQLite's worker thread. It is also about what a process crash can
 /// lose.
 const LINGER: Duration = Duration::from_millis(10);
+/// Rows committed between two checkpoints of the plugin-state file, at most. The writer copies
+/// its log into the file itself, between two commits, so the copy is always complete and the
+/// log starts again from its beginning: its size stays near what these rows dirty (a few MiB).
+/// A checkpointer beside a writer that never pauses (measured under `onecard-load`: a commit
+/// every 10 ms) never completes one, and the log grew by 35 MB/s.
+const CHECKPOINT_AFTER_ROWS: usize = 2048;
 
 enum Job {
     Change { namespace: String, key: String, changed: Changed },
@@ -67,7 +73,7 @@ impl JournaledKv {
     /// Opens the plugin-state file at `url` (see [`SqlKv::connect`]), loads its live entries and
     /// starts the writer.
     pub async fn open(url: &str) -> Result<JournaledKv, KvBackendError> {
-        let store = SqlKv::connect(url).await?;
+        let store = SqlKv::connect_single_writer(url).await?;
         let rows = sqlx::query("SELECT namespace, key, value, expires_at_ms FROM plugin_kv WHERE expires_at_ms IS NULL OR expires_at_ms > $1")
             .bind(super::sql::now_ms())
             .fetch_all(store.pool())
@@ -114,6 +120,7 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     let mut pending: HashMap<(String, String), Changed> = HashMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
+    let mut since_checkpoint = 0;
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         // Sleep rather than wait on the queue, so that the changes arriving meanwhile do not
         // wake this task one by one; then take what came.
@@ -149,8 +156,15 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
                 }
             }
         }
+        since_checkpoint += order.len();
         pending.clear();
         order.clear();
+        if since_checkpoint >= CHECKPOINT_AFTER_ROWS {
+            match store.checkpoint().await {
+                Ok(_) => since_checkpoint = 0,
+                Err(e) => tracing::warn!(error = %e, "cannot checkpoint the plugin-state file; retrying after the next commit"),
+            }
+        }
         for done in flushes {
             let _ = done.send(());
         }
@@ -248,5 +262,34 @@ mod tests {
             assert_eq!(reopened.get("parks", &format!("k{n}")).await.unwrap(), Some(n.to_string().into_bytes()), "k{n}");
         }
         assert_eq!(reopened.get("parks", "k149").await.unwrap(), Some(b"last".to_vec()));
+    }
+
+    /// Under sustained writes the log does not grow without bound: 40 commits of 500 scattered
+    /// keys each (20 000 rows, about 10 checkpoints' worth), then the log file's size. Without
+    /// the writer's own checkpoints the log held every page of every commit and kept growing
+    /// (measured: 16.8 MB); with them it is started again after each checkpoint (3.8 MB). Every
+    /// row is still there.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_stays_small_under_sustained_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s-kv.db");
+        let kv = JournaledKv::open(&path.display().to_string()).await.unwrap();
+        let key = |round: u64, n: u64| format!("h{:016x}", (round * 1000 + n).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        for round in 0..40 {
+            for n in 0..500 {
+                kv.set("parks", &key(round, n), b"inside".to_vec(), None).await.unwrap();
+            }
+            kv.flush().await;
+        }
+        let log = std::fs::metadata(dir.path().join("s-kv.db-wal")).unwrap().len();
+        assert!(log < 8 * 1024 * 1024, "the log grew to {log} bytes");
+        drop(kv);
+
+        let reopened = JournaledKv::open(&path.display().to_string()).await.unwrap();
+        for (round, n) in [(0, 0), (17, 333), (39, 499)] {
+            assert_eq!(reopened.get("parks", &key(round, n)).await.unwrap(), Some(b"inside".to_vec()));
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").fetch_one(reopened.file.pool()).await.unwrap();
+        assert_eq!(rows, 20_000);
     }
 }

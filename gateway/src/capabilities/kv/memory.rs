@@ -3,7 +3,8 @@
 //! between runs.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -44,17 +45,34 @@ impl Value {
     }
 }
 
+/// Independent locks of one store (a power of two).
+const SHARDS: usize = 16;
+
 /// In-process key-value store; every operation holds one lock briefly, so each is atomic.
-#[derive(Debug, Default)]
+///
+/// The entries are split into [`SHARDS`] maps by a hash of the key, each behind its own lock: a
+/// map that grows re-hashes everything it holds at once, and a gateway's store holds a marker
+/// or counter per card holder (hundreds of thousands), which one map re-hashed for
+/// milliseconds with every plugin call waiting.
+#[derive(Debug)]
 pub struct MemoryKv {
-    entries: Mutex<HashMap<(String, String), Entry>>,
+    shards: Box<[Mutex<Map>]>,
+    /// Picks a key's shard.
+    hasher: RandomState,
     journal: Option<Journal>,
+}
+
+impl Default for MemoryKv {
+    fn default() -> Self {
+        MemoryKv { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new(), journal: None }
+    }
 }
 
 /// What an entry became: its value and expiry (unix ms), or `None` when deleted.
 pub type Changed = Option<(Vec<u8>, Option<u64>)>;
 
-/// Told every change, under the store's lock, so in the order the changes happened.
+/// Told every change, under the lock of the key's shard, so in the order each key's changes
+/// happened.
 #[derive(Clone)]
 pub struct Journal(pub std::sync::Arc<dyn Fn(&str, &str, Changed) + Send + Sync>);
 
@@ -74,6 +92,11 @@ fn expiry(ttl: Option<Duration>) -> Option<u64> {
 
 type Map = HashMap<(String, String), Entry>;
 
+fn lock(map: &Mutex<Map>) -> MutexGuard<'_, Map> {
+    // A panic while holding this lock cannot leave an entry half-written: recover the map.
+    map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn live<'a>(map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
     let id = (ns.to_owned(), key.to_owned());
     if map.get(&id).is_some_and(|e| e.expires_at_ms.is_some_and(|t| t <= now_ms())) {
@@ -90,11 +113,15 @@ impl MemoryKv {
     /// A store holding `entries` (namespace, key, value, expiry in unix ms) that tells `journal`
     /// every change ([`super::JournaledKv`]).
     pub fn journaled(entries: impl IntoIterator<Item = (String, String, Vec<u8>, Option<u64>)>, journal: Journal) -> Self {
-        let entries = entries
-            .into_iter()
-            .map(|(ns, key, value, expires_at_ms)| ((ns, key), Entry { value: Value::from_bytes(value), expires_at_ms }))
-            .collect();
-        MemoryKv { entries: Mutex::new(entries), journal: Some(journal) }
+        let kv = MemoryKv { journal: Some(journal), ..MemoryKv::default() };
+        kv.extend(entries.into_iter().map(|(ns, key, value, expires_at_ms)| ((ns, key), Entry { value: Value::from_bytes(value), expires_at_ms })));
+        kv
+    }
+
+    fn extend(&self, entries: impl IntoIterator<Item = ((String, String), Entry)>) {
+        for (id, entry) in entries {
+            self.lock(&id.0, &id.1).insert(id, entry);
+        }
     }
 
     fn tell(&self, ns: &str, key: &str, changed: Changed) {
@@ -103,22 +130,31 @@ impl MemoryKv {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Map> {
-        // A panic while holding this lock cannot leave an entry half-written: recover the map.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The shard of `key` in `ns`, locked.
+    fn lock(&self, ns: &str, key: &str) -> MutexGuard<'_, Map> {
+        let shard = self.hasher.hash_one((ns, key)) as usize & (SHARDS - 1);
+        lock(&self.shards[shard])
+    }
+
+    /// Every shard in turn, locked.
+    fn each_shard(&self) -> impl Iterator<Item = MutexGuard<'_, Map>> {
+        self.shards.iter().map(lock)
     }
 
     /// Drop expired entries (the gateway calls this periodically).
     pub fn prune_expired(&self) -> usize {
         let now = now_ms();
-        let mut map = self.lock();
-        let before = map.len();
-        map.retain(|_, e| e.expires_at_ms.is_none_or(|t| t > now));
-        before - map.len()
+        self.each_shard()
+            .map(|mut map| {
+                let before = map.len();
+                map.retain(|_, e| e.expires_at_ms.is_none_or(|t| t > now));
+                before - map.len()
+            })
+            .sum()
     }
 
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.each_shard().map(|map| map.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,10 +164,11 @@ impl MemoryKv {
     /// The live entries as JSON: `{namespace: {key: {"value": ..., "expires_at_ms": ...}}}`.
     pub fn to_json(&self) -> serde_json::Value {
         self.prune_expired();
-        let map = self.lock();
-        let mut out: BTreeMap<&str, BTreeMap<&str, &Entry>> = BTreeMap::new();
-        for ((ns, key), entry) in map.iter() {
-            out.entry(ns).or_default().insert(key, entry);
+        let mut out: BTreeMap<String, BTreeMap<String, Entry>> = BTreeMap::new();
+        for map in self.each_shard() {
+            for ((ns, key), entry) in map.iter() {
+                out.entry(ns.clone()).or_default().insert(key.clone(), entry.clone());
+            }
         }
         serde_json::to_value(out).unwrap_or_default()
     }
@@ -139,11 +176,8 @@ impl MemoryKv {
     /// Load entries saved by [`MemoryKv::to_json`].
     pub fn from_json(json: serde_json::Value) -> Result<Self, serde_json::Error> {
         let saved: BTreeMap<String, BTreeMap<String, Entry>> = serde_json::from_value(json)?;
-        let entries = saved
-            .into_iter()
-            .flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| ((ns.clone(), key), e)))
-            .collect();
-        let kv = MemoryKv { entries: Mutex::new(entries), journal: None };
+        let kv = MemoryKv::default();
+        kv.extend(saved.into_iter().flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| ((ns.clone(), key), e))));
         kv.prune_expired();
         Ok(kv)
     }
@@ -152,19 +186,19 @@ impl MemoryKv {
 #[async_trait]
 impl KvBackend for MemoryKv {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError> {
-        Ok(live(&mut self.lock(), ns, key).map(|e| e.value.to_bytes()))
+        Ok(live(&mut self.lock(ns, key), ns, key).map(|e| e.value.to_bytes()))
     }
 
     async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
         let expires_at_ms = expiry(ttl);
-        let mut map = self.lock();
+        let mut map = self.lock(ns, key);
         self.tell(ns, key, Some((value.clone(), expires_at_ms)));
         map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(value), expires_at_ms });
         Ok(())
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
-        let mut map = self.lock();
+        let mut map = self.lock(ns, key);
         let existed = live(&mut map, ns, key).is_some();
         if map.remove(&(ns.to_owned(), key.to_owned())).is_some() {
             self.tell(ns, key, None);
@@ -180,7 +214,7 @@ impl KvBackend for MemoryKv {
         new: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<bool, KvBackendError> {
-        let mut map = self.lock();
+        let mut map = self.lock(ns, key);
         let current = live(&mut map, ns, key).map(|e| e.value.to_bytes());
         if current != expected {
             return Ok(false);
@@ -192,7 +226,7 @@ impl KvBackend for MemoryKv {
     }
 
     async fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError> {
-        let mut map = self.lock();
+        let mut map = self.lock(ns, key);
         let (current, expires_at_ms) = match live(&mut map, ns, key) {
             Some(entry) => {
                 let bytes = entry.value.to_bytes();

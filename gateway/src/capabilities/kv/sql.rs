@@ -43,6 +43,16 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// Attempts of one increment under contention before it reports the store unavailable.
 const INCREMENT_ATTEMPTS: usize = 64;
 
+/// Who copies a SQLite file's write-ahead log into the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkpoints {
+    /// A connection of its own, every [`CHECKPOINT_EVERY`] ([`checkpoint`]): writers on the
+    /// request path never wait for one.
+    Background,
+    /// The store's single writer, between its commits ([`SqlKv::checkpoint`]).
+    ByTheWriter,
+}
+
 /// A [`KvBackend`] in SQLite or PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct SqlKv {
@@ -84,6 +94,16 @@ impl SqlKv {
     /// Opens the database at `url` (a SQLite path or `sqlite:` URL, created if missing, or a
     /// `postgres://` URL) and creates the `plugin_kv` table if it is not there.
     pub async fn connect(url: &str) -> Result<SqlKv, KvBackendError> {
+        SqlKv::open(url, Checkpoints::Background).await
+    }
+
+    /// Opens the database at `url` for a single writer that checkpoints a SQLite file itself,
+    /// between its commits ([`SqlKv::checkpoint`]); see [`super::JournaledKv`].
+    pub(super) async fn connect_single_writer(url: &str) -> Result<SqlKv, KvBackendError> {
+        SqlKv::open(url, Checkpoints::ByTheWriter).await
+    }
+
+    async fn open(url: &str, checkpoints: Checkpoints) -> Result<SqlKv, KvBackendError> {
         sqlx::any::install_default_drivers();
         let (url, backend) = onecard_catalog::store::database_url(url).map_err(|e| KvBackendError::Unavailable(e.to_string()))?;
         let sqlite = backend == onecard_catalog::store::Backend::Sqlite;
@@ -95,9 +115,12 @@ impl SqlKv {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await.map_err(unavailable)?;
         }
         let value_type = if sqlite { "BLOB" } else { "BYTEA" };
+        // On SQLite the rows live in the primary key's B-tree itself: a rowid table would keep a
+        // second B-tree (the key's index) and every write would update both.
+        let layout = if sqlite { " WITHOUT ROWID" } else { "" };
         let ddl = format!(
             "CREATE TABLE IF NOT EXISTS plugin_kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value {value_type} NOT NULL, \
-             expires_at_ms BIGINT, PRIMARY KEY (namespace, key))"
+             expires_at_ms BIGINT, PRIMARY KEY (namespace, key)){layout}"
         );
         sqlx::query(sqlx::AssertSqlSafe(ddl)).execute(&mut conn).await.map_err(unavailable)?;
         sqlx::Connection::close(conn).await.map_err(unavailable)?;
@@ -125,7 +148,7 @@ impl SqlKv {
             .await
             .map_err(unavailable)?;
         let alive = Arc::new(());
-        if sqlite {
+        if sqlite && checkpoints == Checkpoints::Background {
             let conn = options.connect().await.map_err(unavailable)?;
             tokio::spawn(checkpoint(conn, Arc::downgrade(&alive)));
         }
@@ -171,6 +194,17 @@ impl SqlKv {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await
+    }
+
+    /// Copies the SQLite write-ahead log into the database file (no-op on PostgreSQL). Run by
+    /// the only writer between two of its commits, the copy is complete, so the next commit
+    /// starts the log again from its beginning; returns the log's length in pages before.
+    pub(super) async fn checkpoint(&self) -> Result<i64, sqlx::Error> {
+        if self.backend != onecard_catalog::store::Backend::Sqlite {
+            return Ok(0);
+        }
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
+        row.try_get::<i64, _>(1)
     }
 
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
@@ -229,7 +263,10 @@ impl SqlKv {
 /// own. By default SQLite checkpoints inside whichever commit fills the log, with an `fsync` of
 /// the file: that commit — a plugin's, on the request path — would wait tens of milliseconds, and
 /// every plugin queued behind the one connection with it (measured: `PLUGIN_TIMEOUT` under
-/// load). A passive checkpoint never blocks the writer.
+/// load). A passive checkpoint never blocks the writer; it also never catches up with one that
+/// commits without pause, so under sustained writes the log is never started again and grows.
+/// The journal ([`super::JournaledKv`]), which writes without pause under load and off the
+/// request path, checkpoints between its own commits instead.
 async fn checkpoint(mut conn: sqlx::AnyConnection, alive: std::sync::Weak<()>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     while alive.strong_count() > 0 {
