@@ -16,5 +16,6 @@ pub mod error;
 pub mod holders;
 pub mod pipeline;
 pub mod server;
+pub mod sharded;
 pub mod sync;
 pub mod filing;

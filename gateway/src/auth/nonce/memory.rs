@@ -9,26 +9,23 @@
 //!   at start), not as a string: 56–112 bytes an entry instead of about 200, and no allocation
 //!   per request. A false "replayed" needs two values with equal 128-bit hashes under keys an
 //!   attacker does not know;
-//! - the set is split into [`SHARDS`] maps, each behind its own lock: a map that grows
-//!   re-hashes at once everything it holds, and one map of a million entries did so for tens of
-//!   milliseconds with every request waiting on its lock.
+//! - the set is [`Sharded`]: one map of a million entries re-hashing under the lock every
+//!   request takes would stall them all.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{NonceError, NonceStore, ttl_millis};
+use crate::sharded::Sharded;
 
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
-
-/// Independent locks (a power of two: a shard is picked by the hash's low bits).
-const SHARDS: usize = 16;
 
 /// The 128-bit keyed hash of a value; its bits are already uniform, so the maps use them as is.
 type Key = u128;
@@ -42,11 +39,8 @@ impl Hasher for KeyHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
+        // Only `Key`s are hashed (`write_u128`); this keeps the trait's contract for anything else.
+        self.0 = bytes.iter().fold(self.0, |h, b| h.rotate_left(8) ^ u64::from(*b));
     }
     fn write_u128(&mut self, key: u128) {
         self.0 = key as u64;
@@ -85,7 +79,7 @@ pub struct MemoryNonceStore {
     /// Where the store's millisecond clock starts.
     origin: Instant,
     hashers: (RandomState, RandomState),
-    shards: Box<[Mutex<Shard>]>,
+    shards: Sharded<Shard>,
     /// Live values in all shards (pruned ones are subtracted as they go).
     len: AtomicUsize,
 }
@@ -102,7 +96,7 @@ impl MemoryNonceStore {
             clock,
             origin,
             hashers: (RandomState::new(), RandomState::new()),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: Sharded::default(),
             len: AtomicUsize::new(0),
         }
     }
@@ -136,12 +130,12 @@ impl MemoryNonceStore {
     }
 
     fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[(key as usize) & (SHARDS - 1)])
+        self.shards.lock(key as u64)
     }
 
     fn prune_all(&self, now: u64) {
-        for shard in self.shards.iter() {
-            let pruned = lock(shard).prune(now);
+        for mut shard in self.shards.each() {
+            let pruned = shard.prune(now);
             self.len.fetch_sub(pruned, Ordering::AcqRel);
         }
     }
@@ -150,12 +144,6 @@ impl MemoryNonceStore {
     fn reserve(&self) -> bool {
         self.len.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.capacity).then_some(n + 1)).is_ok()
     }
-}
-
-fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    // A panic while holding the lock leaves the maps consistent (every mutation is a single
-    // insert or remove), so a poisoned lock is still usable.
-    shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl fmt::Debug for MemoryNonceStore {
@@ -198,6 +186,7 @@ impl NonceStore for MemoryNonceStore {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     /// A clock moved by hand.
     #[derive(Clone)]

@@ -161,7 +161,7 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
         order.clear();
         if since_checkpoint >= CHECKPOINT_AFTER_ROWS {
             match store.checkpoint().await {
-                Ok(_) => since_checkpoint = 0,
+                Ok(()) => since_checkpoint = 0,
                 Err(e) => tracing::warn!(error = %e, "cannot checkpoint the plugin-state file; retrying after the next commit"),
             }
         }

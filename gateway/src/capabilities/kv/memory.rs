@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{KvBackend, KvBackendError};
+use crate::sharded::Sharded;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,27 +46,16 @@ impl Value {
     }
 }
 
-/// Independent locks of one store (a power of two).
-const SHARDS: usize = 16;
-
 /// In-process key-value store; every operation holds one lock briefly, so each is atomic.
 ///
-/// The entries are split into [`SHARDS`] maps by a hash of the key, each behind its own lock: a
-/// map that grows re-hashes everything it holds at once, and a gateway's store holds a marker
-/// or counter per card holder (hundreds of thousands), which one map re-hashed for
-/// milliseconds with every plugin call waiting.
-#[derive(Debug)]
+/// The entries are [`Sharded`] by a hash of the key: a gateway's store holds a marker or counter
+/// per card holder (hundreds of thousands).
+#[derive(Debug, Default)]
 pub struct MemoryKv {
-    shards: Box<[Mutex<Map>]>,
+    shards: Sharded<Map>,
     /// Picks a key's shard.
     hasher: RandomState,
     journal: Option<Journal>,
-}
-
-impl Default for MemoryKv {
-    fn default() -> Self {
-        MemoryKv { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), hasher: RandomState::new(), journal: None }
-    }
 }
 
 /// What an entry became: its value and expiry (unix ms), or `None` when deleted.
@@ -91,11 +81,6 @@ fn expiry(ttl: Option<Duration>) -> Option<u64> {
 }
 
 type Map = HashMap<(String, String), Entry>;
-
-fn lock(map: &Mutex<Map>) -> MutexGuard<'_, Map> {
-    // A panic while holding this lock cannot leave an entry half-written: recover the map.
-    map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn live<'a>(map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
     let id = (ns.to_owned(), key.to_owned());
@@ -132,19 +117,13 @@ impl MemoryKv {
 
     /// The shard of `key` in `ns`, locked.
     fn lock(&self, ns: &str, key: &str) -> MutexGuard<'_, Map> {
-        let shard = self.hasher.hash_one((ns, key)) as usize & (SHARDS - 1);
-        lock(&self.shards[shard])
-    }
-
-    /// Every shard in turn, locked.
-    fn each_shard(&self) -> impl Iterator<Item = MutexGuard<'_, Map>> {
-        self.shards.iter().map(lock)
+        self.shards.lock(self.hasher.hash_one((ns, key)))
     }
 
     /// Drop expired entries (the gateway calls this periodically).
     pub fn prune_expired(&self) -> usize {
         let now = now_ms();
-        self.each_shard()
+        self.shards.each()
             .map(|mut map| {
                 let before = map.len();
                 map.retain(|_, e| e.expires_at_ms.is_none_or(|t| t > now));
@@ -154,7 +133,7 @@ impl MemoryKv {
     }
 
     pub fn len(&self) -> usize {
-        self.each_shard().map(|map| map.len()).sum()
+        self.shards.each().map(|map| map.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -165,7 +144,7 @@ impl MemoryKv {
     pub fn to_json(&self) -> serde_json::Value {
         self.prune_expired();
         let mut out: BTreeMap<String, BTreeMap<String, Entry>> = BTreeMap::new();
-        for map in self.each_shard() {
+        for map in self.shards.each() {
             for ((ns, key), entry) in map.iter() {
                 out.entry(ns.clone()).or_default().insert(key.clone(), entry.clone());
             }

@@ -198,13 +198,12 @@ impl SqlKv {
 
     /// Copies the SQLite write-ahead log into the database file (no-op on PostgreSQL). Run by
     /// the only writer between two of its commits, the copy is complete, so the next commit
-    /// starts the log again from its beginning; returns the log's length in pages before.
-    pub(super) async fn checkpoint(&self) -> Result<i64, sqlx::Error> {
-        if self.backend != onecard_catalog::store::Backend::Sqlite {
-            return Ok(0);
+    /// starts the log again from its beginning.
+    pub(super) async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        if self.backend == onecard_catalog::store::Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_optional(&self.pool).await?;
         }
-        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&self.pool).await?;
-        row.try_get::<i64, _>(1)
+        Ok(())
     }
 
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
