@@ -26,6 +26,18 @@ pub const MIGRATIONS_TABLE: &str = "_onecard_audit_migrations";
 /// catalog, another process) before failing; the audit writer then retries.
 pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 
+/// Connections of a SQLite store: one. SQLite lets one connection write at a time anyway, and a
+/// connection drops its whole page cache whenever another connection of the file has committed
+/// since its last transaction: a writer whose batches went round a pool of several connections
+/// (sqlx hands out the longest-idle one) re-read every B-tree page it touched, on every batch.
+const SQLITE_CONNECTIONS: u32 = 1;
+
+/// Statement journals in memory, not in temporary files: each multi-row INSERT inside a
+/// transaction journals the pages it changes, and past 64 KiB SQLite spills that journal to a
+/// file (the same setting as `onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`, which says
+/// what it cost; this crate does not depend on the catalog).
+const SQLITE_STATEMENT_JOURNAL_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY";
+
 /// Rows per multi-row INSERT (22 parameters each: well under SQLite's and PostgreSQL's limits).
 const ROWS_PER_INSERT: usize = 64;
 
@@ -145,7 +157,7 @@ impl AuditStore {
         sqlx::any::install_default_drivers();
         let (url, backend) = database_url(url, create)?;
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { SQLITE_CONNECTIONS } else { 8 });
         if backend == Backend::Sqlite {
             if create {
                 // WAL is a property of the file; set it once, before any pool connection.
@@ -155,8 +167,8 @@ impl AuditStore {
             }
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
-                    let pragma = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}");
-                    sqlx::query(sqlx::AssertSqlSafe(pragma)).execute(conn).await?;
+                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; {SQLITE_STATEMENT_JOURNAL_IN_MEMORY}");
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
                     Ok(())
                 })
             });

@@ -84,8 +84,16 @@ impl Store {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await?;
             sqlx::Connection::close(conn).await?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            pool = pool.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(SQLITE_CONNECTION_PRAGMAS).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -248,6 +256,17 @@ impl Writer {
         Ok(())
     }
 }
+
+/// Settings of every SQLite connection onecard opens (catalog, audit trail, plugin state).
+///
+/// `temp_store = MEMORY`: a multi-row statement inside a transaction (the batching writers'
+/// inserts and upserts) keeps a *statement journal*, the original of every page it changes, so
+/// that a failing row undoes only its statement. Past 64 KiB SQLite spills that journal to a
+/// temporary file: under `onecard-load` (`perf`, DWARF call graphs) the plugin-state writer
+/// spent a quarter of its time creating, writing and unlinking those files, i.e. writing each
+/// changed page twice. In memory the journal of one statement is bounded by that statement's
+/// pages (at most [`ROWS_PER_STATEMENT`] rows: a few hundred KiB).
+pub const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY";
 
 /// Rows per multi-row statement written by the batching writers (the access log here, the
 /// gateway's plugin-state journal): a batch costs one round trip to the database per this many

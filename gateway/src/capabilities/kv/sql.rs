@@ -134,7 +134,10 @@ impl SqlKv {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     let settings = if sqlite {
-                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0")
+                        format!(
+                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; {}",
+                            onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS
+                        )
                     } else {
                         // Commits do not wait for the WAL flush (see the module doc): a server
                         // crash may lose the last moments of counters, never corrupt them.
