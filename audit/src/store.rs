@@ -485,3 +485,18 @@ fn decode_ledger(row: &AnyRow) -> Result<StoredLedger, sqlx::Error> {
         settled_at_ms: row.try_get("settled_at_ms")?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_store_writes_through_one_connection_with_statement_journals_in_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = AuditStore::connect(&dir.path().join("audit.db").display().to_string(), "gw-1").await.expect("store");
+        // 2 = MEMORY (SQLite's default, 0, spills a statement journal past 64 KiB to a file).
+        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(store.pool()).await.expect("pragma");
+        assert_eq!(temp_store, 2);
+        assert_eq!(store.pool().options().get_max_connections(), 1, "a second connection would keep a second page cache");
+    }
+}

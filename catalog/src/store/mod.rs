@@ -324,6 +324,14 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
+    #[tokio::test]
+    async fn sqlite_statement_journals_stay_in_memory() {
+        let (store, _dir) = crate::testing::sqlite_store().await;
+        // 2 = MEMORY (SQLite's default, 0, spills a statement journal past 64 KiB to a file).
+        let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(store.pool()).await.expect("pragma");
+        assert_eq!(temp_store, 2);
+    }
+
     #[test]
     fn urls_are_normalised() {
         assert_eq!(database_url("cat.db").ok(), Some(("sqlite://cat.db?mode=rwc".into(), Backend::Sqlite)));
