@@ -150,7 +150,7 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
 
     let mut config = ServeConfig { listen: "127.0.0.1:0".into(), database: db.clone(), ..ServeConfig::default() };
     config.sync.wait_ms = 1000;
-    let running = onecard_gateway::server::serve(&config).await.expect("onecard serve");
+    let mut running = onecard_gateway::server::serve(&config).await.expect("onecard serve");
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
     let uploaded = http
@@ -196,7 +196,7 @@ async fn a_new_plugin_is_tested_built_filed_and_called_through_the_gateway() {
     let (_, again) = greet(&http, &base, &signer, &token()).await;
     assert_eq!(again["decision"], "refused", "{again}");
     assert_eq!(again["error"]["code"], "DAILY_LIMIT_REACHED", "{again}");
-    running.stop();
+    running.shutdown().await.expect("a clean shutdown");
 }
 
 #[test]

@@ -471,13 +471,11 @@ impl TestCity {
         }
     }
 
-    /// Stops the server (after flushing its audit writer) and starts it again on the same
-    /// database and configuration, as an operator's restart would.
+    /// Shuts the server down cleanly and starts it again on the same database and
+    /// configuration, as an operator's restart would.
     pub async fn restart(&mut self) {
-        self.running.gateway.audit.flush().await.expect("flush audit");
-        let running = onecard_gateway::server::serve(&self.config).await.expect("serve again");
-        let old = std::mem::replace(&mut self.running, running);
-        old.stop();
+        self.running.shutdown().await.expect("a clean shutdown");
+        self.running = onecard_gateway::server::serve(&self.config).await.expect("serve again");
         self.base = format!("http://{}", self.running.addr);
     }
 

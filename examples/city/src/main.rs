@@ -45,11 +45,14 @@ enum Command {
 async fn serve(args: Args) -> Result<ExitCode, CityError> {
     let options = CityOptions { config: args.config, data_dir: args.data, listen: args.listen, sandbox_listen: args.sandbox_listen };
     println!("starting the example city: filing the plugins, starting the sandbox and the gateway…");
-    let city = onecard_city::start(&options).await?;
+    let mut city = onecard_city::start(&options).await?;
     println!("{}", onecard_city::banner::banner(&city));
-    tokio::signal::ctrl_c().await.map_err(|e| CityError::Serve(e.to_string()))?;
-    println!("stopping");
-    city.running.gateway.audit.flush().await.map_err(|e| CityError::Serve(e.to_string()))?;
+    tokio::select! {
+        () = city.running.serving() => return Err(CityError::Serve("the gateway stopped".into())),
+        () = onecard_gateway::server::stop_signal() => {}
+    }
+    println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
+    city.running.shutdown().await.map_err(|e| CityError::Serve(format!("{e:#}")))?;
     Ok(ExitCode::SUCCESS)
 }
 

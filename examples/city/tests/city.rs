@@ -113,13 +113,16 @@ async fn a_restart_files_nothing_new_and_the_city_answers_again() {
     let cards = onecard_city::city::read_card_refs(&first.data_dir).expect("cards.json");
     let steps = calls::run(&calls::Setup { gateway: first.gateway_url.clone(), cards }, &mut |_| {}).await.expect("calls");
     assert!(steps.iter().all(calls::Step::as_expected), "before the restart");
-    first.running.gateway.audit.flush().await.expect("flush");
+    let mut first = first;
+    first.running.shutdown().await.expect("a clean shutdown");
     drop(first);
-    // The first gateway's plugin-state journal commits its last changes up to 10 ms after them
-    // (`JournaledKv`'s linger), from a task that outlives the dropped server; a second gateway
-    // loading the file before that would reuse the hospital's message-id sequence. Dropping a
-    // `Running` does not flush it (nor does `onecard serve` on Ctrl-C): see the session 6 note.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The demo forgets plugin state at every start (`forget_plugin_state`), the hospital's daily
+    // message-id sequence with it; a message id is its second plus that sequence, so a city
+    // started again within the second of the first one's last settlement would issue one of
+    // its ids again (and the ledger would refuse the duplicate, LEDGER_CONFLICT). A gateway
+    // that is not a demo keeps its plugin state across restarts.
+    let into_second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").subsec_millis();
+    tokio::time::sleep(std::time::Duration::from_millis(u64::from(1_010 - into_second))).await;
     let city = start(data.path(), port).await;
     assert!(city.filed.iter().all(|f| f.change == FilingChange::Unchanged && f.number == 1), "{:?}", city.filed);
     assert!(city.catalog_changes.is_empty(), "re-applying the same catalog changes nothing: {:?}", city.catalog_changes);
@@ -187,4 +190,67 @@ async fn the_catalog_placeholders_agree_with_the_components() {
         assert_eq!(placeholder.capabilities.iter().filter(|c| **c != onecard_catalog::model::Capability::Card).collect::<Vec<_>>(), real.capabilities.iter().filter(|c| **c != onecard_catalog::model::Capability::Card).collect::<Vec<_>>(), "{}", content.app);
         assert_eq!(content.filing.backends.keys().cloned().collect::<Vec<_>>().is_empty(), content.app == "parks");
     }
+}
+
+/// The city as an operator runs it (`cargo run -p onecard-city`), stopped as a process manager
+/// stops a service (SIGTERM): it answers the sample calls, then shuts down cleanly with exit
+/// status 0, and every decision is in the audit trail, whose chain verifies, and the plugin
+/// state is in its file.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_city_cleanly_and_keeps_every_decision() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    let data = tempfile::tempdir().expect("data dir");
+    let dir = data.path().to_str().expect("a UTF-8 temp path");
+    let mut city = Command::new(env!("CARGO_BIN_EXE_onecard-city"))
+        .args(["--data", dir, "--listen", "127.0.0.1:0", "--sandbox-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start onecard-city");
+    let (lines, printed) = std::sync::mpsc::channel();
+    let stdout = city.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let gateway = loop {
+        let line = printed.recv_timeout(Duration::from_secs(180)).expect("the city prints its gateway address");
+        if let Some(rest) = line.trim().strip_prefix("gateway") {
+            break rest.split_whitespace().next().expect("an address").to_owned();
+        }
+    };
+
+    let cards = onecard_city::city::read_card_refs(data.path()).expect("cards.json");
+    let steps = calls::run(&calls::Setup { gateway, cards }, &mut |_| {}).await.expect("calls");
+    assert!(steps.iter().all(calls::Step::as_expected), "the sample calls");
+
+    let term = Command::new("kill").args(["-TERM", &city.id().to_string()]).status().expect("kill");
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = city.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the city did not stop within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0), "a clean shutdown: {status}");
+    let rest: Vec<String> = printed.try_iter().collect();
+    assert!(rest.iter().any(|l| l.starts_with("stopping")), "{rest:?}");
+
+    let config = onecard_gateway::server::ServeConfig::read(&onecard_city::paths::config_file()).expect("onecard.toml");
+    let store = AuditStore::connect(&data.path().join("city.db").display().to_string(), &config.gateway.gateway_id).await.expect("audit store");
+    let report = verify(&store).await.expect("verify");
+    assert_eq!(report.first_broken, None);
+    assert_eq!(report.records, steps.len() as u64, "one record per decision, none lost at the stop");
+    let kv = onecard_gateway::capabilities::kv::sqlite_file_beside(&data.path().join("city.db").display().to_string());
+    let kv = sqlx::SqlitePool::connect(&format!("sqlite://{kv}?mode=ro")).await.expect("the plugin-state file");
+    let hospital: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'hospital'").fetch_one(&kv).await.expect("count");
+    assert!(hospital > 0, "the hospital's plugin state is in its file");
 }

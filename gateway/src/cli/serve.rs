@@ -36,17 +36,39 @@ fn load(path: Option<&PathBuf>) -> Result<ServeConfig, String> {
     }
 }
 
+/// Serves until Ctrl-C or SIGTERM, then shuts down cleanly ([`server::Running::shutdown`]);
+/// a second signal during the shutdown stops at once. Exit status 0 after a clean shutdown, 1
+/// when the server failed or the shutdown could not flush everything.
 async fn run_until_stopped(running: anyhow::Result<server::Running>, what: &str) -> i32 {
-    match running {
-        Ok(r) => {
-            println!("onecard {what} listening on http://{}", r.addr);
-            tokio::select! {
-                () = r.wait() => 1,
-                _ = tokio::signal::ctrl_c() => 0,
-            }
-        }
+    let mut running = match running {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    println!("onecard {what} listening on http://{}", running.addr);
+    tokio::select! {
+        () = running.serving() => {
+            eprintln!("error: the server stopped");
+            return 1;
+        }
+        () = server::stop_signal() => {}
+    }
+    println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
+    tokio::select! {
+        result = running.shutdown() => match result {
+            Ok(()) => {
+                println!("stopped");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                1
+            }
+        },
+        () = server::stop_signal() => {
+            eprintln!("stopped at once: what was still queued may not be written");
             1
         }
     }

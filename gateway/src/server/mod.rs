@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use onecard_audit::{AuditConfig, AuditStore, AuditWriter};
 use onecard_catalog::Store;
 use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::{MemoryNonceStore, NonceStore, RedisNonceConfig, RedisNonceStore};
@@ -174,28 +175,91 @@ pub struct Running {
     pub gateway: Gateway,
     /// The catalog store (single-process mode).
     pub catalog: Option<Store>,
+    /// Plugins' key-value state, flushed on shutdown.
+    kv: Arc<dyn KvBackend>,
+    /// The HTTP server, and what tells it to stop accepting connections.
+    server: Option<(JoinHandle<()>, oneshot::Sender<()>)>,
+    /// Background work (catalog sync, pruning, metrics upkeep), stopped with the server.
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long a shutdown lets requests in flight finish before it closes their connections.
+/// A plugin call is bounded by its deadline (100 ms by default) and a backend call by
+/// `[catalog] backend_timeout_ms` (2 s by default): ten seconds covers both with room, and is
+/// what process managers commonly allow between SIGTERM and SIGKILL.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 impl Running {
-    /// Stops serving.
-    pub fn stop(self) {
-        drop(self);
+    /// Resolves if the server stops serving by itself (its listener failed); never after
+    /// [`Running::shutdown`].
+    pub async fn serving(&mut self) {
+        match &mut self.server {
+            Some((server, _)) => {
+                let _ = server.await;
+                self.server = None;
+            }
+            None => std::future::pending().await,
+        }
     }
 
-    /// Waits until the server stops.
-    pub async fn wait(mut self) {
-        if let Some(t) = self.tasks.pop() {
-            let _ = t.await;
+    /// Shuts down cleanly: stops accepting connections, lets the requests in flight be
+    /// answered (for up to [`SHUTDOWN_GRACE`]), then waits until everything they left behind is
+    /// durable: their audit records, the holder-data accesses they reported and the plugin
+    /// state they changed. Background tasks stop. Afterwards this `Running` serves nothing;
+    /// drop it.
+    ///
+    /// Dropping a `Running` without this stops everything at once, as a crash would: the
+    /// audit writer's queue and the plugin-state journal's last milliseconds may be lost.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some((mut server, stop)) = self.server.take() {
+            let _ = stop.send(());
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the grace period; closing their connections");
+                server.abort();
+            }
         }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        self.gateway.accesses.flush().await;
+        self.gateway.audit.flush().await.context("cannot flush the audit trail")?;
+        self.kv.flush().await;
+        Ok(())
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some((server, _)) = &self.server {
+            server.abort();
+        }
         for t in &self.tasks {
             t.abort();
         }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM: what operators and process managers send
+/// to stop a service.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops onecard cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -233,7 +297,7 @@ async fn data_plane(
     source: Arc<dyn CatalogSource>,
     key: ed25519_dalek::VerifyingKey,
     audit: AuditStore,
-) -> anyhow::Result<(Gateway, Vec<JoinHandle<()>>)> {
+) -> anyhow::Result<Served> {
     let runtime = Arc::new(Runtime::new(config.runtime.clone()).context("cannot start the plugin runtime")?);
     let mut tasks = Vec::new();
     let kv: Arc<dyn KvBackend> = match &config.kv {
@@ -261,7 +325,7 @@ async fn data_plane(
     let builder = Arc::new(AppBuilder::new(
         Arc::clone(&runtime),
         Arc::clone(&source),
-        kv,
+        Arc::clone(&kv),
         Arc::new(ReqwestHttp::default()),
         config.catalog.backend_timeout_ms,
     ));
@@ -308,18 +372,32 @@ async fn data_plane(
         }
     });
     tasks.extend([tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates, self::metrics::spawn_upkeep()]);
-    Ok((gateway, tasks))
+    Ok(Served { gateway, kv, tasks, catalog: None })
 }
 
-async fn listen(config: &ServeConfig, app: axum::Router, mut tasks: Vec<JoinHandle<()>>, gateway: Gateway, catalog: Option<Store>) -> anyhow::Result<Running> {
+/// What [`listen`] serves: the data plane, what it flushes on shutdown, its background tasks
+/// and (single-process mode) the catalog store.
+struct Served {
+    gateway: Gateway,
+    kv: Arc<dyn KvBackend>,
+    tasks: Vec<JoinHandle<()>>,
+    catalog: Option<Store>,
+}
+
+async fn listen(config: &ServeConfig, app: axum::Router, served: Served) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "server stopped");
         }
-    }));
-    Ok(Running { addr, gateway, catalog, tasks })
+    });
+    let Served { gateway, kv, tasks, catalog } = served;
+    Ok(Running { addr, gateway, catalog, kv, server: Some((server, stop)), tasks })
 }
 
 /// `onecard serve`: the catalog (under `/catalog`) and the gateway in one process, on one
@@ -335,10 +413,11 @@ pub async fn serve(config: &ServeConfig) -> anyhow::Result<Running> {
     let key = store.signing_key().await?.verifying_key();
     let source: Arc<dyn CatalogSource> = Arc::new(LocalCatalog::new(store.clone(), ttl));
     let audit = AuditStore::connect(&config.database, &config.gateway.gateway_id).await.context("cannot open the audit store")?;
-    let (gateway, tasks) = data_plane(config, source, key, audit).await?;
+    let mut served = data_plane(config, source, key, audit).await?;
     let api = onecard_catalog::api::ApiConfig { snapshot_ttl: ttl, ..Default::default() };
-    let app = router::router(gateway.clone()).nest("/catalog", onecard_catalog::api::router(store.clone(), &api));
-    listen(config, app, tasks, gateway, Some(store)).await
+    let app = router::router(served.gateway.clone()).nest("/catalog", onecard_catalog::api::router(store.clone(), &api));
+    served.catalog = Some(store);
+    listen(config, app, served).await
 }
 
 /// `onecard gateway`: a gateway alone against the catalog server at `catalog_url`.
@@ -355,7 +434,7 @@ pub async fn gateway(config: &ServeConfig) -> anyhow::Result<Running> {
     let key = onecard_catalog::snapshot::parse_public_key(&key_text).context("the catalog public key is not a 32-byte Ed25519 key")?;
     let source: Arc<dyn CatalogSource> = Arc::new(RemoteCatalog::new(url, token));
     let audit = AuditStore::connect(&config.database, &config.gateway.gateway_id).await.context("cannot open the audit store")?;
-    let (gateway, tasks) = data_plane(config, source, key, audit).await?;
-    let app = router::router(gateway.clone());
-    listen(config, app, tasks, gateway, None).await
+    let served = data_plane(config, source, key, audit).await?;
+    let app = router::router(served.gateway.clone());
+    listen(config, app, served).await
 }

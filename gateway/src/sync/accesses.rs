@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use onecard_catalog::store::AccessRecord;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::CatalogSource;
 
@@ -34,7 +34,13 @@ impl std::fmt::Display for AccessLogFull {
 /// Queues accesses for the catalog.
 #[derive(Debug, Clone)]
 pub struct AccessReporter {
-    tx: mpsc::Sender<AccessRecord>,
+    tx: mpsc::Sender<Job>,
+}
+
+enum Job {
+    Access(AccessRecord),
+    /// Someone waits until everything queued before is reported: report now.
+    Flush(oneshot::Sender<()>),
 }
 
 impl AccessReporter {
@@ -44,35 +50,63 @@ impl AccessReporter {
     }
 
     fn spawn_with(source: Arc<dyn CatalogSource>, gateway_id: String, capacity: usize) -> Self {
-        let (tx, mut rx) = mpsc::channel::<AccessRecord>(capacity);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                // Sleep rather than wait on the queue, so that the accesses arriving meanwhile
-                // do not wake this task one by one; then take what came.
-                tokio::time::sleep(LINGER).await;
-                while batch.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(record) => batch.push(record),
-                        Err(_) => break,
-                    }
-                }
-                while let Err(e) = source.report_accesses(&gateway_id, &batch).await {
-                    tracing::warn!(error = %e, records = batch.len(), "cannot report holder-data accesses; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-                batch.clear();
-            }
-        });
+        let (tx, rx) = mpsc::channel::<Job>(capacity);
+        tokio::spawn(report(source, gateway_id, rx));
         AccessReporter { tx }
     }
 
     /// Queues one access, or says the queue is full: never waits, never drops.
     pub fn record(&self, record: AccessRecord) -> Result<(), AccessLogFull> {
-        self.tx.try_send(record).map_err(|_| {
+        self.tx.try_send(Job::Access(record)).map_err(|_| {
             metrics::counter!("onecard_access_log_full_total").increment(1);
             AccessLogFull
         })
+    }
+
+    /// Resolves once every access queued before the call is in the catalog (a clean shutdown
+    /// waits on it). While the catalog cannot be reached, that is when it can again.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Reports queued accesses in batches until every reporter is dropped; a failed report is
+/// retried, never dropped.
+async fn report(source: Arc<dyn CatalogSource>, gateway_id: String, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(BATCH);
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut flushes = Vec::new();
+    while rx.recv_many(&mut jobs, BATCH).await > 0 {
+        // Sleep rather than wait on the queue, so that the accesses arriving meanwhile do not
+        // wake this task one by one; then take what came.
+        if !jobs.iter().any(|j| matches!(j, Job::Flush(_))) {
+            tokio::time::sleep(LINGER).await;
+            while jobs.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
+        for job in jobs.drain(..) {
+            match job {
+                Job::Access(record) => batch.push(record),
+                Job::Flush(done) => flushes.push(done),
+            }
+        }
+        while !batch.is_empty()
+            && let Err(e) = source.report_accesses(&gateway_id, &batch).await
+        {
+            tracing::warn!(error = %e, records = batch.len(), "cannot report holder-data accesses; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        batch.clear();
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
     }
 }
 
@@ -119,5 +153,23 @@ mod tests {
         }
         assert_eq!(seen, 3, "the three queued accesses arrive, the refused one is not invented");
         assert!(store.accesses_of("card-3").await.unwrap().is_empty());
+    }
+
+    /// A flush returns only when what was queued before it is in the catalog: checked at once,
+    /// with no waiting, while the reporter would otherwise still be lingering.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_returns_once_the_queued_accesses_are_in_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = onecard_catalog::Store::open(&dir.path().join("c.db").display().to_string()).await.unwrap();
+        let reporter = AccessReporter::spawn(Arc::new(LocalCatalog::new(store.clone(), chrono::Duration::minutes(5))), "gw-1".into());
+        for n in 0..3 {
+            reporter.record(access(n)).unwrap();
+        }
+        reporter.flush().await;
+        for n in 0..3 {
+            assert_eq!(store.accesses_of(&format!("card-{n}")).await.unwrap().len(), 1, "card-{n}");
+        }
+        reporter.flush().await;
+        assert_eq!(store.accesses_of("card-0").await.unwrap().len(), 1, "a flush with nothing queued reports nothing");
     }
 }

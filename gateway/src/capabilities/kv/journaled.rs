@@ -104,14 +104,6 @@ impl JournaledKv {
         self.memory.prune_expired();
         self.file.prune_expired().await
     }
-
-    /// Resolves once every change made before the call is committed (tests, shutdown).
-    pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.jobs.send(Job::Flush(done)).is_ok() {
-            let _ = wait.await;
-        }
-    }
 }
 
 /// Commits journaled changes in batches until the store is dropped; a failed commit is retried
@@ -198,6 +190,14 @@ impl KvBackend for JournaledKv {
 
     async fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError> {
         self.memory.increment(ns, key, delta, ttl).await
+    }
+
+    /// Resolves once every change made before the call is committed.
+    async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.jobs.send(Job::Flush(done)).is_ok() {
+            let _ = wait.await;
+        }
     }
 }
 

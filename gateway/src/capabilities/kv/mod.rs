@@ -67,6 +67,9 @@ pub trait KvBackend: Send + Sync + fmt::Debug {
         ttl: Option<Duration>,
     ) -> Result<bool, KvBackendError>;
     async fn increment(&self, namespace: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError>;
+    /// Resolves once every change made before the call is durable (a clean shutdown waits on
+    /// it). Backends that write through before answering have nothing to wait for.
+    async fn flush(&self) {}
 }
 
 /// Per-instance kv state: the backend and the application's namespace.
