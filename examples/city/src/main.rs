@@ -52,7 +52,10 @@ async fn serve(args: Args) -> Result<ExitCode, CityError> {
         () = onecard_gateway::server::stop_signal() => {}
     }
     println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
-    city.running.shutdown().await.map_err(|e| CityError::Serve(format!("{e:#}")))?;
+    tokio::select! {
+        result = city.running.shutdown() => result.map_err(|e| CityError::Serve(format!("{e:#}")))?,
+        () = onecard_gateway::server::stop_signal() => return Err(CityError::Serve("stopped at once: what was still queued may not be written".into())),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
