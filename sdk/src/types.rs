@@ -37,6 +37,11 @@ impl Request {
 }
 
 fn parse_json<T: DeserializeOwned>(json: &str, code: &str, what: &str) -> Result<T, HandleError> {
+    // Parsed plainly first: tracking the path costs on every field, and it is only needed to
+    // name the field of a failure, so a failure is parsed again with it.
+    if let Ok(value) = serde_json::from_str(json) {
+        return Ok(value);
+    }
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -169,5 +174,43 @@ impl ActionSpec {
     pub fn needs_card(mut self) -> Self {
         self.needs_card = true;
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        venue: String,
+        party: Vec<Person>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Person {
+        age: u8,
+    }
+
+    #[test]
+    fn parameters_that_fit_are_parsed_and_a_misfit_names_its_field() {
+        let ok: Entry = parse_json(r#"{"venue":"wl","party":[{"age":7}]}"#, "INVALID_PARAMS", "parameters").unwrap();
+        assert_eq!(ok, Entry { venue: "wl".into(), party: vec![Person { age: 7 }] });
+
+        let Err(HandleError::InvalidParams(refusal)) =
+            parse_json::<Entry>(r#"{"venue":"wl","party":[{"age":7},{"age":300}]}"#, "INVALID_PARAMS", "parameters")
+        else {
+            panic!("a refusal");
+        };
+        assert_eq!(refusal.code, "INVALID_PARAMS");
+        assert!(refusal.message.starts_with("parameters: field `party[1].age`: invalid value: integer `300`"), "{}", refusal.message);
+
+        let Err(HandleError::InvalidParams(refusal)) = parse_json::<Entry>("7", "INVALID_PARAMS", "parameters") else {
+            panic!("a refusal");
+        };
+        assert!(refusal.message.starts_with("parameters: invalid type"), "{}", refusal.message);
     }
 }

@@ -149,7 +149,7 @@ not_after = "2036-01-01T00:00:00Z"
 [[grants]]
 channel = "{CHANNEL}"
 application = "hostile"
-actions = ["ok", "loop", "spy"]
+actions = ["ok", "loop", "spy", "not_json"]
 not_before = "2026-01-01T00:00:00Z"
 not_after = "2036-01-01T00:00:00Z"
 

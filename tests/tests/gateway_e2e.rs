@@ -283,6 +283,20 @@ async fn plugin_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_answer_that_is_not_json() {
+    let city = city().await;
+    let answer = city.call("hostile", "not_json", &json!({})).await;
+    let record = refused(&city, &answer, "PLUGIN_FAULT", 502).await;
+    assert_eq!(record.blame.as_deref(), Some("plugin"));
+    assert_eq!(record.outcome, "failed");
+    // A well-formed answer passes through as the plugin wrote it.
+    let ok = city.call("hostile", "ok", &json!({})).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body["decision"], "allowed");
+    assert_eq!(ok.body["result"], json!({ "ok": 1 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_stale_fails_closed_and_health_says_why() {
     let options = CityOptions {
         configure: |c| {

@@ -16,6 +16,7 @@ use crate::capabilities::outbound::{HttpSettlementPort, NoSettlementPort};
 use crate::capabilities::payments::SettlementPort;
 use crate::capabilities::{AppEnv, Capability, Grants};
 use crate::runtime::{LoadedPlugin, Runtime};
+use crate::server::metrics::ActionMetrics;
 use crate::sync::CatalogSource;
 
 /// The backend name whose URL is the application's settlement port.
@@ -33,6 +34,8 @@ pub struct EnforcedApp {
     pub(super) validators: HashMap<String, Arc<jsonschema::Validator>>,
     /// `spec.config` as the JSON text every request hands the plugin, serialized once.
     pub(super) config_json: Arc<str>,
+    /// Each filed action's metric handles.
+    pub(super) metrics: HashMap<String, Arc<ActionMetrics>>,
 }
 
 /// The outcome of validating parameters.
@@ -49,6 +52,11 @@ impl EnforcedApp {
     /// The application's configuration as JSON text (the plugin's `request.config`).
     pub fn config_json(&self) -> &str {
         &self.config_json
+    }
+
+    /// The metric handles of a filed action.
+    pub fn metrics(&self, action: &str) -> Option<&Arc<ActionMetrics>> {
+        self.metrics.get(action)
     }
 
     /// Validates `params` against the action's filed schema.
@@ -172,7 +180,8 @@ impl AppBuilder {
             settlement,
         };
         let config_json = spec.config.to_string().into();
-        EnforcedApp { spec, plugin, env, validators, config_json }
+        let metrics = spec.actions.keys().map(|action| (action.clone(), Arc::new(ActionMetrics::new(&spec.id, action)))).collect();
+        EnforcedApp { spec, plugin, env, validators, config_json, metrics }
     }
 
     async fn plugin(&self, sha256: &str, grants: Vec<Capability>) -> Result<Arc<LoadedPlugin>, String> {

@@ -58,6 +58,7 @@ impl Enforced {
                             env: old.env.clone(),
                             validators: old.validators.clone(),
                             config_json: old.config_json.clone(),
+                            metrics: old.metrics.clone(),
                         }),
                     );
                 }

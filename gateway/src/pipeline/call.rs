@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use onecard_audit::LedgerEntry;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::Gateway;
 use super::body::InvokeBody;
@@ -19,7 +19,7 @@ use crate::error::{GatewayError, codes};
 
 /// What the call produced.
 pub(super) struct CallOutcome {
-    pub result: Result<Value, GatewayError>,
+    pub result: Result<Box<RawValue>, GatewayError>,
     pub ledger: Vec<LedgerEntry>,
     pub elapsed: Duration,
 }
@@ -73,7 +73,9 @@ pub(super) async fn run(
         })
         .collect();
     let result = match invocation.result {
-        Ok(response) => serde_json::from_str(&response.body)
+        // Checked to be JSON and passed on as the plugin wrote it, not parsed into a tree and
+        // encoded again.
+        Ok(response) => RawValue::from_string(response.body)
             .map_err(|e| GatewayError::of(codes::PLUGIN_FAULT, format!("the plugin answered a body that is not JSON: {e}"))),
         Err(e) => Err(GatewayError::from(e)),
     };

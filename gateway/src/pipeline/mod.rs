@@ -35,6 +35,7 @@ use crate::error::{Blame, GatewayError, REQUEST_ID, codes};
 use crate::holders::{HolderDirectory, consented_view};
 use crate::limits::{LimitKey, Limiters};
 use crate::runtime::Runtime;
+use crate::server::metrics::ActionMetrics;
 use crate::sync::{AccessReporter, CatalogState};
 
 /// Settings of the request path (the `[gateway]` table).
@@ -86,12 +87,23 @@ struct Trace {
     plugin_sha256: Option<String>,
     ledger: Vec<LedgerEntry>,
     plugin_time: Option<Duration>,
+    /// The admitted action's metric handles.
+    metrics: Option<Arc<ActionMetrics>>,
 }
 
 /// An allowed decision.
 struct Allowed {
-    result: serde_json::Value,
+    result: Box<serde_json::value::RawValue>,
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The body of an allowed decision.
+#[derive(serde::Serialize)]
+struct AllowedBody<'a> {
+    request_id: &'a str,
+    decision: &'static str,
+    /// The plugin's answer.
+    result: &'a serde_json::value::RawValue,
 }
 
 /// A fresh request id: 16 bytes, hex, time-ordered (see [`onecard_catalog::ids::time_ordered_hex`]).
@@ -163,11 +175,10 @@ impl Gateway {
                 }
             }
         };
-        let (app_label, action_label) = if trace.plugin_sha256.is_some() { (app, action) } else { ("-", "-") };
-        crate::server::metrics::record_decision(app_label, action_label, code.as_deref(), latency, trace.plugin_time);
+        crate::server::metrics::record_decision(trace.metrics.as_deref(), code.as_deref(), latency, trace.plugin_time);
         match result {
             Ok(allowed) => {
-                let body = serde_json::json!({ "request_id": request_id, "decision": "allowed", "result": allowed.result });
+                let body = AllowedBody { request_id: &request_id, decision: "allowed", result: &allowed.result };
                 let mut response = (StatusCode::OK, axum::Json(body)).into_response();
                 let headers = response.headers_mut();
                 for (name, value) in allowed.headers {
@@ -185,7 +196,7 @@ impl Gateway {
     /// Answers a refusal that cannot be audited (the audit queue is full): counted and logged.
     fn unaudited(&self, app: &str, action: &str, error: GatewayError, request_id: &str) -> Response {
         tracing::warn!(request_id, app, action, code = %error.code, message = %error.message, "refused before admission");
-        crate::server::metrics::record_decision("-", "-", Some(&error.code), Duration::ZERO, None);
+        crate::server::metrics::record_decision(None, Some(&error.code), Duration::ZERO, None);
         error.into_response_with(request_id)
     }
 
@@ -213,6 +224,7 @@ impl Gateway {
         trace.terminal.clone_from(&body.terminal);
         let app = admission::admit(enforced, &caller.channel, app_id, action, &body, now_utc)?;
         trace.plugin_sha256 = Some(app.spec.plugin_sha256.clone());
+        trace.metrics = app.metrics(action).cloned();
         let filed = &app.spec.actions[action];
 
         // 3. Rate limits. The credential is verified first (pure: nothing is spent) so the card

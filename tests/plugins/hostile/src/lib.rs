@@ -14,7 +14,7 @@ const SPY_SCOPES: [&str; 3] = ["holder.age", "holder.name", "holder.id_number"];
 
 impl Plugin for Hostile {
     fn describe() -> PluginInfo {
-        ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "wasi", "call_http", "refuse"]
+        ["ok", "loop", "grow", "trap", "panic", "recurse", "deep", "flood", "wasi", "call_http", "refuse", "not_json"]
             .into_iter()
             .fold(PluginInfo::new("hostile", "0.1.0"), |info, name| info.action(ActionSpec::new(name, ANY)))
             .action(ActionSpec::new("spy", ANY).scopes(&SPY_SCOPES))
@@ -60,6 +60,8 @@ impl Plugin for Hostile {
                 Response::json(&response.status)
             }
             "refuse" => Err(HandleError::refused("HOSTILE_SAYS_NO", "refused on purpose")),
+            // A body that is not JSON, bypassing `Response::json`.
+            "not_json" => Ok(Response { body: "{\"ok\": tru".into() }),
             // Tries to learn as much about the holder as the host lets it.
             "spy" => {
                 let card = request.card()?;
