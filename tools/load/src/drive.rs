@@ -92,6 +92,9 @@ pub struct Measured {
     pub server_cpu: Option<Duration>,
     /// Of which in SQLite's worker threads.
     pub sqlite_cpu: Option<Duration>,
+    /// Open loop only: each request's scheduled time after the phase's start and its latency,
+    /// both µs, in the order sent (`--timeline`).
+    pub timeline: Vec<(u64, u64)>,
 }
 
 impl Measured {
@@ -124,9 +127,6 @@ fn per(total: Option<Duration>, sent: usize) -> Option<Duration> {
 fn rate(count: u64, over: Duration) -> f64 {
     let secs = over.as_secs_f64();
     if secs > 0.0 { count as f64 / secs } else { 0.0 }
-}
-
-impl Measured {
 }
 
 /// `needle` occurs in `haystack`.
@@ -200,7 +200,7 @@ pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connect
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
     let second_half = second_half(&done, start, start + elapsed);
-    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None })
+    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, timeline: Vec::new() })
 }
 
 /// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
@@ -225,10 +225,12 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
         }));
     }
     let (mut latency, mut tally, mut last, mut allowed) = (histogram(), Tally::default(), start, Vec::with_capacity(sent));
+    let mut timeline = Vec::with_capacity(sent);
     runtime.block_on(async {
-        for task in inflight {
+        for (i, task) in inflight.into_iter().enumerate() {
             let (took, done, outcome) = task.await?;
             latency.saturating_record(micros(took));
+            timeline.push((micros(interval * u32::try_from(i)?), micros(took)));
             if outcome.is_ok() {
                 allowed.push(done);
             }
@@ -238,7 +240,7 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
         anyhow::Ok(())
     })?;
     let second_half = second_half(&allowed, start, last);
-    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None })
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, timeline })
 }
 
 /// How many of `done` fall in the second half of `[start, end]`, and that half's length.
@@ -274,7 +276,7 @@ mod tests {
             tally.add(Ok(()));
         }
         tally.add(Err(("X".into(), "x".into())));
-        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None };
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None, timeline: Vec::new() };
         assert!((m.throughput() - 5.0).abs() < 1e-9);
         assert!((m.sustained() - 3.0).abs() < 1e-9);
         assert_eq!(m.cpu_per_request(), Some(Duration::from_millis(5) / 11));

@@ -129,8 +129,21 @@ impl Bench {
         measured.server_cpu = after.since(&before);
         measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
         self.after(target, &measured)?;
+        if let Some(dir) = &options.timeline {
+            write_timeline(&dir.join(format!("{}-open.csv", target.name())), &measured.timeline)?;
+        }
         Ok(measured)
     }
+}
+
+/// Writes an open loop's requests as CSV: `scheduled_us,latency_us`.
+fn write_timeline(path: &std::path::Path, timeline: &[(u64, u64)]) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut csv = String::from("scheduled_us,latency_us\n");
+    for (at, latency) in timeline {
+        writeln!(csv, "{at},{latency}")?;
+    }
+    std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs the load test as `options` say and returns the measured phases.

@@ -57,11 +57,15 @@ pub struct Options {
     /// opened, caches warm). Default 500.
     #[arg(long, default_value_t = 500)]
     pub warmup: usize,
+    /// Writes each open-loop phase's requests to `DIR/<target>-open.csv` (scheduled time after
+    /// the phase's start and latency, µs), to see when slow answers happened. Default: none.
+    #[arg(long, value_name = "DIR")]
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500 }
+        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500, timeline: None }
     }
 }
 

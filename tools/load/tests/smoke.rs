@@ -6,7 +6,16 @@ use onecard_load::{Mode, Options, Target, Targets, run};
 
 #[test]
 fn a_short_low_rate_run_admits_every_request_on_both_targets() {
-    let options = Options { duration: 1, connections: 2, rate: Some(20), target: Targets::Both, max_rate: 200, warmup: 10 };
+    let timelines = tempfile::tempdir().expect("tempdir");
+    let options = Options {
+        duration: 1,
+        connections: 2,
+        rate: Some(20),
+        target: Targets::Both,
+        max_rate: 200,
+        warmup: 10,
+        timeline: Some(timelines.path().to_path_buf()),
+    };
     let report = run(&options).expect("the run completes");
     for row in &report.rows {
         assert_eq!(row.measured.tally.error_count(), 0, "{:?} {:?}: {:?}", row.target, row.mode, row.measured.tally);
@@ -21,6 +30,21 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
     );
     assert_eq!(report.rows[2].measured.sent, 20, "an open loop of 1 s at 20 req/s sends 20 requests");
     assert!(report.ratio().is_some());
+    // `--timeline`: one line per open-loop request, on the timetable, with its latency.
+    for target in ["full", "native"] {
+        let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-open.csv"))).expect("timeline written");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("scheduled_us,latency_us"));
+        let rows: Vec<(u64, u64)> = lines
+            .map(|l| {
+                let (at, latency) = l.split_once(',').expect("two fields");
+                (at.parse().expect("µs"), latency.parse().expect("µs"))
+            })
+            .collect();
+        assert_eq!(rows.len(), 20, "{target}");
+        assert_eq!(rows[1].0, 50_000, "{target}: 20 req/s leave every 50 ms");
+        assert!(rows.iter().all(|(_, latency)| *latency > 0), "{target}");
+    }
 }
 
 #[test]
