@@ -89,6 +89,9 @@ pub enum OptionsError {
     /// `--max-rate` zero or absurd.
     #[error("--max-rate is {0}; it must be 1 to 100000")]
     MaxRate(u32),
+    /// `--timeline` is not an existing directory (found before the run, not after it).
+    #[error("--timeline {0:?} is not an existing directory")]
+    Timeline(std::path::PathBuf),
 }
 
 impl OptionsError {
@@ -99,6 +102,7 @@ impl OptionsError {
             OptionsError::Connections(_) => "LOAD_CONNECTIONS_OUT_OF_RANGE",
             OptionsError::Rate { .. } => "LOAD_RATE_OUT_OF_RANGE",
             OptionsError::MaxRate(_) => "LOAD_MAX_RATE_OUT_OF_RANGE",
+            OptionsError::Timeline(_) => "LOAD_TIMELINE_NOT_A_DIRECTORY",
         }
     }
 }
@@ -119,6 +123,11 @@ impl Options {
             && !(1..=self.max_rate).contains(&rate)
         {
             return Err(OptionsError::Rate { rate, max_rate: self.max_rate });
+        }
+        if let Some(dir) = &self.timeline
+            && !dir.is_dir()
+        {
+            return Err(OptionsError::Timeline(dir.clone()));
         }
         Ok(())
     }
@@ -153,6 +162,8 @@ mod tests {
             (Options { max_rate: 0, ..Options::default() }, "LOAD_MAX_RATE_OUT_OF_RANGE"),
             (Options { rate: Some(0), ..Options::default() }, "LOAD_RATE_OUT_OF_RANGE"),
             (Options { rate: Some(9000), ..Options::default() }, "LOAD_RATE_OUT_OF_RANGE"),
+            (Options { timeline: Some("/nonexistent/onecard-load".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
+            (Options { timeline: Some("Cargo.toml".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
         ];
         for (options, code) in cases {
             let e = options.validate().expect_err("refused");
