@@ -47,15 +47,7 @@ async fn serve(args: Args) -> Result<ExitCode, CityError> {
     println!("starting the example city: filing the plugins, starting the sandbox and the gateway…");
     let mut city = onecard_city::start(&options).await?;
     println!("{}", onecard_city::banner::banner(&city));
-    tokio::select! {
-        () = city.running.serving() => return Err(CityError::Serve("the gateway stopped".into())),
-        () = onecard_gateway::server::stop_signal() => {}
-    }
-    println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
-    tokio::select! {
-        result = city.running.shutdown() => result.map_err(|e| CityError::Serve(format!("{e:#}")))?,
-        () = onecard_gateway::server::stop_signal() => return Err(CityError::Serve("stopped at once: what was still queued may not be written".into())),
-    }
+    city.running.run_until_stopped().await.map_err(|e| CityError::Serve(format!("{e:#}")))?;
     Ok(ExitCode::SUCCESS)
 }
 

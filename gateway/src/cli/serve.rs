@@ -36,9 +36,9 @@ fn load(path: Option<&PathBuf>) -> Result<ServeConfig, String> {
     }
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts down cleanly ([`server::Running::shutdown`]);
-/// a second signal during the shutdown stops at once. Exit status 0 after a clean shutdown, 1
-/// when the server failed or the shutdown could not flush everything.
+/// Serves until Ctrl-C or SIGTERM, then shuts down cleanly ([`server::Running::run_until_stopped`]).
+/// Exit status 0 after a clean shutdown, 1 when the server failed, the shutdown could not
+/// flush everything or a second signal cut it short.
 async fn run_until_stopped(running: anyhow::Result<server::Running>, what: &str) -> i32 {
     let mut running = match running {
         Ok(r) => r,
@@ -48,27 +48,13 @@ async fn run_until_stopped(running: anyhow::Result<server::Running>, what: &str)
         }
     };
     println!("onecard {what} listening on http://{}", running.addr);
-    tokio::select! {
-        () = running.serving() => {
-            eprintln!("error: the server stopped");
-            return 1;
+    match running.run_until_stopped().await {
+        Ok(()) => {
+            println!("stopped");
+            0
         }
-        () = server::stop_signal() => {}
-    }
-    println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
-    tokio::select! {
-        result = running.shutdown() => match result {
-            Ok(()) => {
-                println!("stopped");
-                0
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                1
-            }
-        },
-        () = server::stop_signal() => {
-            eprintln!("stopped at once: what was still queued may not be written");
+        Err(e) => {
+            eprintln!("error: {e:#}");
             1
         }
     }

@@ -226,6 +226,22 @@ impl Running {
         self.kv.flush().await;
         Ok(())
     }
+
+    /// What `onecard serve`, `onecard gateway` and the example city do until they are told to
+    /// stop: serve until Ctrl-C or SIGTERM ([`stop_signal`]), then [`Running::shutdown`]. A second
+    /// signal during the shutdown stops at once. Fails when the server stopped by itself, the
+    /// shutdown could not write everything out, or it was cut short.
+    pub async fn run_until_stopped(&mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            () = self.serving() => anyhow::bail!("the server stopped"),
+            () = stop_signal() => {}
+        }
+        println!("stopping: answering the requests in flight, then writing out the audit trail and plugin state");
+        tokio::select! {
+            result = self.shutdown() => result,
+            () = stop_signal() => anyhow::bail!("stopped at once: what was still queued may not be written"),
+        }
+    }
 }
 
 impl Drop for Running {
