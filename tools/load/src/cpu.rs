@@ -20,27 +20,31 @@ pub fn is_sqlite(comm: &str) -> bool {
     comm.starts_with("sqlx-sqlite")
 }
 
+/// The server threads of this process now: every thread but the load generator's (the `load`
+/// runtime's workers and the main thread, which schedules the open loop), as (id, name, its
+/// `/proc` directory). Empty where `/proc` does not tell.
+pub(crate) fn server_threads() -> Vec<(u32, String, std::path::PathBuf)> {
+    let me = std::process::id();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let tid = task.file_name().to_str()?.parse::<u32>().ok().filter(|tid| *tid != me)?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim_end().to_string();
+            (comm != "load").then(|| (tid, comm, task.path()))
+        })
+        .collect()
+}
+
 /// Reads the server threads' CPU time now; empty where `/proc` does not tell it.
 pub fn sample() -> Sample {
-    let mut threads = HashMap::new();
-    let me = std::process::id();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Sample(threads) };
-    for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
-        if tid == me {
-            continue;
-        }
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim_end().to_string();
-        if comm == "load" {
-            continue;
-        }
-        let on_cpu = std::fs::read_to_string(task.path().join("schedstat"))
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()));
-        if let Some(ns) = on_cpu {
-            threads.insert(tid, (comm, ns));
-        }
-    }
+    let threads = server_threads()
+        .into_iter()
+        .filter_map(|(tid, comm, dir)| {
+            let on_cpu = std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse::<u64>().ok()?;
+            Some((tid, (comm, on_cpu)))
+        })
+        .collect();
     Sample(threads)
 }
 

@@ -92,9 +92,20 @@ pub struct Measured {
     pub server_cpu: Option<Duration>,
     /// Of which in SQLite's worker threads.
     pub sqlite_cpu: Option<Duration>,
-    /// Open loop only: each request's scheduled time after the phase's start and its latency,
-    /// both µs, in the order sent (`--timeline`).
-    pub timeline: Vec<(u64, u64)>,
+    /// Open loop only: each request's times, in the order sent (`--timeline`).
+    pub timeline: Vec<Timed>,
+}
+
+/// One open-loop request's times, µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timed {
+    /// When it was due, after the phase's start.
+    pub scheduled_us: u64,
+    /// From when it was due to its answer: what the percentiles count.
+    pub latency_us: u64,
+    /// From when it was due to when the generator began sending it: the part of the latency
+    /// that was the generator's own wait (at least 1, as every figure here).
+    pub start_delay_us: u64,
 }
 
 impl Measured {
@@ -219,18 +230,19 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
         }
         let (client, url) = (client.clone(), url.to_string());
         inflight.push(runtime.spawn(async move {
+            let began = Instant::now();
             let outcome = send(&client, &url, request).await;
             let done = Instant::now();
-            (done.saturating_duration_since(scheduled), done, outcome)
+            (done.saturating_duration_since(scheduled), done, outcome, began.saturating_duration_since(scheduled))
         }));
     }
     let (mut latency, mut tally, mut last, mut allowed) = (histogram(), Tally::default(), start, Vec::with_capacity(sent));
     let mut timeline = Vec::with_capacity(sent);
     runtime.block_on(async {
         for (i, task) in inflight.into_iter().enumerate() {
-            let (took, done, outcome) = task.await?;
+            let (took, done, outcome, late) = task.await?;
             latency.saturating_record(micros(took));
-            timeline.push((micros(interval * u32::try_from(i)?), micros(took)));
+            timeline.push(Timed { scheduled_us: micros(interval * u32::try_from(i)?), latency_us: micros(took), start_delay_us: micros(late) });
             if outcome.is_ok() {
                 allowed.push(done);
             }

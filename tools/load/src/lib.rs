@@ -6,8 +6,8 @@
 //! A run, for each target: a warm-up (not measured), a closed-loop phase (peak throughput), and
 //! then for each target an open-loop phase at one common rate (by default half of the full
 //! path's sustained peak: the closed loop's rate in its second half, once the audit queue
-//! that absorbs a burst is full). Servers and load generator run on separate tokio runtimes in this process, on
-//! the same cores.
+//! that absorbs a burst is full). Servers and load generator run on separate tokio runtimes in
+//! this process, on the same cores, the servers' threads at a lower priority ([`priority`]).
 #![forbid(unsafe_code)]
 
 pub mod cpu;
@@ -15,6 +15,7 @@ pub mod drive;
 pub mod full;
 pub mod native;
 pub mod options;
+pub mod priority;
 pub mod report;
 pub mod requests;
 
@@ -95,6 +96,7 @@ impl Bench {
         let url = self.url(target);
         let warmup = options.warmup.max(options.connections);
         let requests = self.prepare(target, warmup)?;
+        priority::lower_servers(options.server_nice)?;
         let warm = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
         anyhow::ensure!(warm.tally.error_count() == 0, "{} refused warm-up requests: {:?}", target.name(), warm.tally.first_error);
         self.after(target, &warm)?;
@@ -103,6 +105,7 @@ impl Bench {
         eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
         let requests = self.prepare(target, pool)?;
         eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
+        priority::lower_servers(options.server_nice)?;
         let before = cpu::sample();
         let mut measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
         let after = cpu::sample();
@@ -123,6 +126,7 @@ impl Bench {
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
         eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
+        priority::lower_servers(options.server_nice)?;
         let before = cpu::sample();
         let mut measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
         let after = cpu::sample();
@@ -136,12 +140,12 @@ impl Bench {
     }
 }
 
-/// Writes an open loop's requests as CSV: `scheduled_us,latency_us`.
-fn write_timeline(path: &std::path::Path, timeline: &[(u64, u64)]) -> anyhow::Result<()> {
+/// Writes an open loop's requests as CSV: `scheduled_us,latency_us,start_delay_us`.
+fn write_timeline(path: &std::path::Path, timeline: &[drive::Timed]) -> anyhow::Result<()> {
     use std::fmt::Write as _;
-    let mut csv = String::from("scheduled_us,latency_us\n");
-    for (at, latency) in timeline {
-        writeln!(csv, "{at},{latency}")?;
+    let mut csv = String::from("scheduled_us,latency_us,start_delay_us\n");
+    for t in timeline {
+        writeln!(csv, "{},{},{}", t.scheduled_us, t.latency_us, t.start_delay_us)?;
     }
     std::fs::write(path, csv).with_context(|| format!("writing {}", path.display()))
 }

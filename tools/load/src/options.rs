@@ -58,14 +58,20 @@ pub struct Options {
     #[arg(long, default_value_t = 500)]
     pub warmup: usize,
     /// Writes each open-loop phase's requests to `DIR/<target>-open.csv` (scheduled time after
-    /// the phase's start and latency, µs), to see when slow answers happened. Default: none.
+    /// the phase's start, latency, and how late the generator started sending it, µs), to see
+    /// when slow answers happened and whose wait they were. Default: none.
     #[arg(long, value_name = "DIR")]
     pub timeline: Option<std::path::PathBuf>,
+    /// How many nice levels the servers' threads run below the load generator's during the
+    /// run (0–19; 0: the same priority), so that the generator sends on time on the cores it
+    /// shares with them (see the `priority` module). Default 10.
+    #[arg(long, default_value_t = 10)]
+    pub server_nice: u8,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500, timeline: None }
+        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500, timeline: None, server_nice: 10 }
     }
 }
 
@@ -92,6 +98,9 @@ pub enum OptionsError {
     /// `--timeline` is not an existing directory (found before the run, not after it).
     #[error("--timeline {0:?} is not an existing directory")]
     Timeline(std::path::PathBuf),
+    /// `--server-nice` above what Linux accepts.
+    #[error("--server-nice is {0}; it must be 0 to {max}", max = crate::priority::MAX_NICE)]
+    ServerNice(u8),
 }
 
 impl OptionsError {
@@ -103,6 +112,7 @@ impl OptionsError {
             OptionsError::Rate { .. } => "LOAD_RATE_OUT_OF_RANGE",
             OptionsError::MaxRate(_) => "LOAD_MAX_RATE_OUT_OF_RANGE",
             OptionsError::Timeline(_) => "LOAD_TIMELINE_NOT_A_DIRECTORY",
+            OptionsError::ServerNice(_) => "LOAD_SERVER_NICE_OUT_OF_RANGE",
         }
     }
 }
@@ -128,6 +138,9 @@ impl Options {
             && !dir.is_dir()
         {
             return Err(OptionsError::Timeline(dir.clone()));
+        }
+        if self.server_nice > crate::priority::MAX_NICE {
+            return Err(OptionsError::ServerNice(self.server_nice));
         }
         Ok(())
     }
@@ -164,6 +177,7 @@ mod tests {
             (Options { rate: Some(9000), ..Options::default() }, "LOAD_RATE_OUT_OF_RANGE"),
             (Options { timeline: Some("/nonexistent/onecard-load".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
             (Options { timeline: Some("Cargo.toml".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
+            (Options { server_nice: 20, ..Options::default() }, "LOAD_SERVER_NICE_OUT_OF_RANGE"),
         ];
         for (options, code) in cases {
             let e = options.validate().expect_err("refused");

@@ -15,6 +15,7 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
         max_rate: 200,
         warmup: 10,
         timeline: Some(timelines.path().to_path_buf()),
+        server_nice: 10,
     };
     let report = run(&options).expect("the run completes");
     for row in &report.rows {
@@ -30,20 +31,21 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
     );
     assert_eq!(report.rows[2].measured.sent, 20, "an open loop of 1 s at 20 req/s sends 20 requests");
     assert!(report.ratio().is_some());
-    // `--timeline`: one line per open-loop request, on the timetable, with its latency.
+    // `--timeline`: one line per open-loop request, on the timetable, with its latency and the
+    // part of it the generator was late to send.
     for target in ["full", "native"] {
         let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-open.csv"))).expect("timeline written");
         let mut lines = csv.lines();
-        assert_eq!(lines.next(), Some("scheduled_us,latency_us"));
-        let rows: Vec<(u64, u64)> = lines
+        assert_eq!(lines.next(), Some("scheduled_us,latency_us,start_delay_us"));
+        let rows: Vec<[u64; 3]> = lines
             .map(|l| {
-                let (at, latency) = l.split_once(',').expect("two fields");
-                (at.parse().expect("µs"), latency.parse().expect("µs"))
+                let fields: Vec<u64> = l.split(',').map(|f| f.parse().expect("µs")).collect();
+                fields.try_into().expect("three fields")
             })
             .collect();
         assert_eq!(rows.len(), 20, "{target}");
-        assert_eq!(rows[1].0, 50_000, "{target}: 20 req/s leave every 50 ms");
-        assert!(rows.iter().all(|(_, latency)| *latency > 0), "{target}");
+        assert_eq!(rows[1][0], 50_000, "{target}: 20 req/s leave every 50 ms");
+        assert!(rows.iter().all(|[_, latency, late]| 0 < *late && late <= latency), "{target}: {rows:?}");
     }
 }
 
