@@ -6,7 +6,7 @@
 //! open-loop latency counts from the request's *scheduled* time. When the kernel runs a server
 //! thread while the generator's pacing thread or the task that sends a request waits, the
 //! request leaves late and the server is charged for the wait. Measured on the session 9 VM
-//! (docs/PERFORMANCE.md, "Runs V and W"): at equal priority the generator started the 1 %
+//! (docs/PERFORMANCE.md, "Runs V to Y"): at equal priority the generator started the 1 %
 //! latest requests 1.5–2 ms after their time, almost half of the 5 ms goal; a generator on a
 //! machine of its own would not be late at all. With the servers at nice 10 it still uses the
 //! same cores, so every microsecond it spends is still taken from the servers: the figures stay
