@@ -1,6 +1,6 @@
 //! The servers' threads run at a lower CPU priority than the load generator's during a run
-//! (`--server-nice`, default 10), so that the generator's own lateness is not charged to the
-//! servers.
+//! (`--server-nice`, default 10), so that less of the generator's own lateness is charged to
+//! the servers.
 //!
 //! Why: the generator shares the machine's cores with the servers it measures, and each
 //! open-loop latency counts from the request's *scheduled* time. When the kernel runs a server
@@ -8,7 +8,8 @@
 //! request leaves late and the server is charged for the wait. Measured on the session 9 VM
 //! (docs/PERFORMANCE.md, "Runs V to Y"): at equal priority the generator started the 1 %
 //! latest requests 1.5–2 ms after their time, almost half of the 5 ms goal; a generator on a
-//! machine of its own would not be late at all. With the servers at nice 10 it still uses the
+//! machine of its own would not be late at all. With the servers at nice 10 that p99 was
+//! 1.0–1.4 ms instead of 1.4–2.0 in three interleaved pairs. The generator still uses the
 //! same cores, so every microsecond it spends is still taken from the servers: the figures stay
 //! on the pessimistic side of a separate client machine.
 //!
