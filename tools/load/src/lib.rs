@@ -96,7 +96,6 @@ impl Bench {
         let url = self.url(target);
         let warmup = options.warmup.max(options.connections);
         let requests = self.prepare(target, warmup)?;
-        priority::lower_servers(options.server_nice)?;
         let warm = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
         anyhow::ensure!(warm.tally.error_count() == 0, "{} refused warm-up requests: {:?}", target.name(), warm.tally.first_error);
         self.after(target, &warm)?;
@@ -105,12 +104,7 @@ impl Bench {
         eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
         let requests = self.prepare(target, pool)?;
         eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
-        priority::lower_servers(options.server_nice)?;
-        let before = cpu::sample();
-        let mut measured = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
-        let after = cpu::sample();
-        measured.server_cpu = after.since(&before);
-        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
+        let measured = measure(options, || self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase())))?;
         self.after(target, &measured)?;
         Ok(measured)
     }
@@ -126,18 +120,27 @@ impl Bench {
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
         eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
-        priority::lower_servers(options.server_nice)?;
-        let before = cpu::sample();
-        let mut measured = drive::open(self.clients.handle(), &client, &url, requests, rate)?;
-        let after = cpu::sample();
-        measured.server_cpu = after.since(&before);
-        measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
+        let measured = measure(options, || drive::open(self.clients.handle(), &client, &url, requests, rate))?;
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
             write_timeline(&dir.join(format!("{}-open.csv", target.name())), &measured.timeline)?;
         }
         Ok(measured)
     }
+}
+
+/// Runs one measured phase: first puts the servers' threads below the generator's (again: a
+/// server thread started since the last phase by the generator's main thread, such as a new
+/// SQLite connection of the holders' registration, starts level with it), then records the
+/// servers' CPU time over the phase.
+fn measure(options: &Options, phase: impl FnOnce() -> anyhow::Result<Measured>) -> anyhow::Result<Measured> {
+    priority::lower_servers(options.server_nice)?;
+    let before = cpu::sample();
+    let mut measured = phase()?;
+    let after = cpu::sample();
+    measured.server_cpu = after.since(&before);
+    measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
+    Ok(measured)
 }
 
 /// Writes an open loop's requests as CSV: `scheduled_us,latency_us,start_delay_us`.

@@ -15,7 +15,7 @@
 //!
 //! Only the servers' threads are changed (a lower priority needs no privilege; a higher one
 //! for the generator would). Threads a server thread starts later inherit its priority; the
-//! run applies the setting again before every phase for those started elsewhere.
+//! run applies the setting again before every measured phase for those started elsewhere.
 
 /// Highest nice value Linux accepts (the lowest priority).
 pub const MAX_NICE: u8 = 19;
