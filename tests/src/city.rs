@@ -243,7 +243,9 @@ pub async fn file_test_catalog(store: &Store, dir: &std::path::Path, wasm: &str,
             &options.extra_catalog,
         );
         let mut catalog = onecard_catalog::declarative::parse(&toml).expect("test catalog parses");
-        let runtime = crate::runtime();
+        // Only reads the plugins' manifests: one instance slot (a pool of 32 is more address
+        // space than valgrind can reserve for the instruction-count driver).
+        let runtime = crate::runtime_with(onecard_gateway::runtime::RuntimeConfig { max_instances: 1, cache_dir: Some(crate::cache_dir()), ..Default::default() });
         let plugin = crate::load(&runtime, wasm, &onecard_gateway::capabilities::Grants::all()).await;
         let parks_manifest = onecard_gateway::filing::manifest(plugin.info());
         let hostile_plugin = crate::load(&runtime, crate::artifacts::HOSTILE, &onecard_gateway::capabilities::Grants::all()).await;

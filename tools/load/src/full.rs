@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use onecard_catalog::model::{Card, CardStatus, Consent};
 use onecard_catalog::roles::{Principal, Role};
+use onecard_gateway::server::ServeConfig;
 use onecard_tests::city::{CHANNEL, CityOptions, TestCity};
 use sha2::{Digest, Sha256};
 
@@ -44,9 +45,15 @@ fn admin() -> Principal {
 }
 
 impl FullTarget {
-    /// Starts the city and raises the venue's daily capacity.
+    /// Starts the city with the default configuration and raises the venue's daily capacity.
     pub async fn start() -> anyhow::Result<FullTarget> {
-        let city = TestCity::start(onecard_tests::artifacts::PARKS, CityOptions::default()).await;
+        FullTarget::start_with(|_| {}).await
+    }
+
+    /// [`FullTarget::start`] with the server configuration adjusted by `configure` (the
+    /// instruction-count driver shrinks the instance pool to what valgrind can reserve).
+    pub async fn start_with(configure: fn(&mut ServeConfig)) -> anyhow::Result<FullTarget> {
+        let city = TestCity::start(onecard_tests::artifacts::PARKS, CityOptions { configure, ..CityOptions::default() }).await;
         let mut catalog = city.store.catalog().await?;
         let parks = catalog.application_mut("parks").context("the test city has no parks application")?;
         let venue = parks.config["venues"][crate::requests::VENUE]

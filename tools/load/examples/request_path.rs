@@ -1,0 +1,108 @@
+//! Sends N parks entries, CONNECTIONS at a time (1 by default), through the full gateway or the native baseline, for
+//! `valgrind --tool=callgrind`: an instruction count per request that, unlike the load test's
+//! timings, does not move with the machine or its neighbours, so changes of a few per cent to
+//! the request path can be seen (docs/PERFORMANCE.md, "Instructions per request").
+//!
+//! ```text
+//! cargo build --release -p onecard-load --example request_path
+//! valgrind --tool=callgrind --zero-before='*measured_phase_starts*' \
+//!     --dump-before='*measured_phase_ends*' target/release/examples/request_path full 200
+//! callgrind_annotate --inclusive=yes callgrind.out.PID.1
+//! ```
+//!
+//! `request_path TARGET N [CONNECTIONS [pause]]`. With `pause`, it waits for a line on stdin before the measured entries, for
+//! profilers that attach to a running process (`perf record -p PID`).
+//!
+//! Counted between the two markers: the servers' work (request path, background writers until
+//! the audit queue is flushed) and the client's (reqwest, identical for both targets), all
+//! threads. The instance pool is shrunk to four slots: valgrind cannot reserve the default.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use onecard_load::{cpu, drive};
+use onecard_load::full::{self, FullTarget};
+use onecard_load::native::NativeServer;
+use onecard_load::requests::{PATH, Prepared};
+
+/// Entries sent before counting starts: connections, lazy statics, first compiled paths.
+const WARMUP: usize = 50;
+
+/// How many times the threads of this process other than the main one (which runs the client)
+/// were put on a CPU (`/proc/self/task/*/schedstat`, third field): each is a wake-up or a
+/// preemption.
+fn times_run() -> u64 {
+    let me = std::process::id().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    tasks
+        .flatten()
+        .filter(|task| task.file_name().to_str() != Some(me.as_str()))
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok()?.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum()
+}
+
+// The two markers differ in body so that the compiler cannot fold them into one symbol.
+#[inline(never)]
+fn measured_phase_starts() {
+    std::hint::black_box(());
+}
+
+#[inline(never)]
+fn measured_phase_ends() {
+    std::hint::black_box(1);
+}
+
+/// Sends every request, `connections` at a time, as the load test's closed loop does.
+async fn send_all(client: &reqwest::Client, url: &str, requests: Vec<Prepared>, connections: usize) -> anyhow::Result<()> {
+    let sent = drive::closed(client, url, requests, connections, Duration::from_secs(24 * 3600)).await?;
+    anyhow::ensure!(sent.tally.error_count() == 0, "refused: {:?}", sent.tally.first_error);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let target = args.next().unwrap_or_else(|| "full".into());
+    let count: usize = args.next().map_or(Ok(200), |n| n.parse()).context("N is a number")?;
+    let connections: usize = args.next().map_or(Ok(1), |n| n.parse()).context("CONNECTIONS is a number")?;
+    let pause = args.next().is_some_and(|a| a == "pause");
+    let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
+    let clients = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let client = onecard_load::drive::client()?;
+
+    let mut full = servers.block_on(FullTarget::start_with(|config| config.runtime.max_instances = 4))?;
+    let signers = full.signers();
+    let (url, cards, _native) = match target.as_str() {
+        "full" => (format!("{}{PATH}", full.city.base), servers.block_on(full.fresh_cards(WARMUP + count))?.to_vec(), None),
+        "native" => {
+            let (channels, issuer_keys) = servers.block_on(full.keys())?;
+            let native = servers.block_on(NativeServer::start(channels, issuer_keys))?;
+            (format!("{}{PATH}", native.base), (0..WARMUP + count).map(full::card_ref).collect(), Some(native))
+        }
+        other => anyhow::bail!("the target is `full` or `native`, not {other:?}"),
+    };
+    let mut requests = signers.prepare(&cards, WARMUP + count)?;
+    let measured = requests.split_off(WARMUP);
+    clients.block_on(send_all(&client, &url, requests, connections))?;
+    servers.block_on(full.settle())?;
+
+    if pause {
+        // For profilers that attach to a running process (`perf record -p`): say when, wait.
+        eprintln!("ready: press Enter to send the {count} measured entries");
+        std::io::stdin().read_line(&mut String::new())?;
+    }
+    measured_phase_starts();
+    let (started, cpu, runs) = (Instant::now(), cpu::sample(), times_run());
+    clients.block_on(send_all(&client, &url, measured, connections))?;
+    servers.block_on(full.settle())?;
+    let (cpu_after, runs_after) = (cpu::sample(), times_run());
+    measured_phase_ends();
+    let per_request = |total: f64| total / count.max(1) as f64;
+    eprintln!(
+        "{target}: {count} entries admitted in {:?} (with the 0.5 s settle); per entry: server CPU {:.1} µs (SQLite threads {:.1} µs), server threads put on a CPU {:.1} times",
+        started.elapsed(),
+        per_request(cpu_after.since(&cpu).unwrap_or_default().as_secs_f64() * 1e6),
+        per_request(cpu_after.since_where(&cpu, cpu::is_sqlite).unwrap_or_default().as_secs_f64() * 1e6),
+        per_request(runs_after.saturating_sub(runs) as f64),
+    );
+    Ok(())
+}
