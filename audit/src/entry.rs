@@ -149,22 +149,22 @@ pub struct RecordFields {
 }
 
 impl RecordFields {
-    /// The stored form of an entry.
-    pub fn from_entry(entry: &AuditEntry) -> RecordFields {
+    /// The stored form of an entry (moved, not copied: this runs for every decision).
+    pub fn from_entry(entry: AuditEntry) -> RecordFields {
         RecordFields {
-            request_id: entry.request_id.clone(),
+            request_id: entry.request_id,
             at: entry.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-            channel: entry.channel.clone(),
-            venue: entry.venue.clone(),
-            terminal: entry.terminal.clone(),
-            card_ref: entry.card_ref.clone(),
-            app: entry.app.clone(),
-            action: entry.action.clone(),
-            plugin_sha256: entry.plugin_sha256.clone(),
+            channel: entry.channel,
+            venue: entry.venue,
+            terminal: entry.terminal,
+            card_ref: entry.card_ref,
+            app: entry.app,
+            action: entry.action,
+            plugin_sha256: entry.plugin_sha256,
             snapshot_version: entry.snapshot_version,
             outcome: entry.outcome.as_str().to_string(),
-            code: entry.code.clone(),
-            blame: entry.blame.clone(),
+            code: entry.code,
+            blame: entry.blame,
             status: i64::from(entry.status),
             latency_us: i64::try_from(entry.latency_us).unwrap_or(i64::MAX),
             // A `Value` always serializes; the fallback only keeps this total.

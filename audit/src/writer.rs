@@ -124,7 +124,7 @@ impl AuditSlot {
     /// Queues the decision. Never blocks, never fails: the place was reserved.
     pub fn record(mut self, entry: AuditEntry) {
         if let Some(permit) = self.permit.take() {
-            permit.send(Job::Record(RecordFields::from_entry(&entry)));
+            permit.send(Job::Record(RecordFields::from_entry(entry)));
         }
     }
 
@@ -137,7 +137,7 @@ impl AuditSlot {
     /// record is durable: answer the request with it.
     pub async fn commit_with_ledger(mut self, entry: AuditEntry, ledger: Vec<LedgerEntry>) -> Result<AuditReceipt, AuditError> {
         let permit = self.permit.take().ok_or(AuditError::Closed)?;
-        let mut fields = RecordFields::from_entry(&entry);
+        let mut fields = RecordFields::from_entry(entry);
         let (reply, done) = oneshot::channel();
         if let Some(err) = ledger.iter().find_map(|l| l.validate().err()) {
             refuse(&mut fields, &err);

@@ -27,7 +27,7 @@ async fn records_are_chained_and_verify(store: AuditStore) {
     assert_eq!(records.len(), 5);
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.seq, i as i64 + 1);
-        assert_eq!(r.fields, RecordFields::from_entry(&entry(i as u64 + 1)), "stored as given");
+        assert_eq!(r.fields, RecordFields::from_entry(entry(i as u64 + 1)), "stored as given");
         if i > 0 {
             assert_eq!(r.prev_hash, records[i - 1].hash);
         }
