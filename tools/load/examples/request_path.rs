@@ -1,21 +1,23 @@
-//! Sends N parks entries, CONNECTIONS at a time (1 by default), through the full gateway or the native baseline, for
-//! `valgrind --tool=callgrind`: an instruction count per request that, unlike the load test's
-//! timings, does not move with the machine or its neighbours, so changes of a few per cent to
-//! the request path can be seen (docs/PERFORMANCE.md, "Instructions per request").
+//! Sends N parks entries, C at a time, through the full gateway (the load tool's test city) or
+//! the native baseline, and prints the servers' CPU time and wake-ups per entry. Under
+//! `valgrind --tool=callgrind` it gives an instruction count per entry that, unlike the load
+//! test's timings, does not move with the machine or its neighbours, so changes of a few per
+//! cent to the request path can be seen (docs/PERFORMANCE.md, "Instructions per admission").
 //!
 //! ```text
 //! cargo build --release -p onecard-load --example request_path
-//! valgrind --tool=callgrind --zero-before='*measured_phase_starts*' \
-//!     --dump-before='*measured_phase_ends*' target/release/examples/request_path full 200
-//! callgrind_annotate --inclusive=yes callgrind.out.PID.1
+//! request_path TARGET N [C [pause]]          # TARGET: full | native; C: 1 by default
+//! valgrind --tool=callgrind --dump-before='*measured_phase*' \
+//!     target/release/examples/request_path full 600 4
 //! ```
 //!
-//! `request_path TARGET N [CONNECTIONS [pause]]`. With `pause`, it waits for a line on stdin before the measured entries, for
-//! profilers that attach to a running process (`perf record -p PID`).
+//! The second callgrind dump (`callgrind.out.PID.2`) holds exactly the measured entries: the
+//! servers' work (the request path, and the background writers until the audit queue is
+//! flushed) and the client's (reqwest, the same for both targets), on every thread. The
+//! instance pool is shrunk to four slots: valgrind cannot reserve the default.
 //!
-//! Counted between the two markers: the servers' work (request path, background writers until
-//! the audit queue is flushed) and the client's (reqwest, identical for both targets), all
-//! threads. The instance pool is shrunk to four slots: valgrind cannot reserve the default.
+//! With `pause`, it waits for a line on stdin before the measured entries, for profilers that
+//! attach to a running process (`perf record -p PID`).
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +43,7 @@ fn times_run() -> u64 {
         .sum()
 }
 
-// The two markers differ in body so that the compiler cannot fold them into one symbol.
+// Markers for `--dump-before`; their bodies differ so that the compiler keeps two symbols.
 #[inline(never)]
 fn measured_phase_starts() {
     std::hint::black_box(());
@@ -63,7 +65,7 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let target = args.next().unwrap_or_else(|| "full".into());
     let count: usize = args.next().map_or(Ok(200), |n| n.parse()).context("N is a number")?;
-    let connections: usize = args.next().map_or(Ok(1), |n| n.parse()).context("CONNECTIONS is a number")?;
+    let connections: usize = args.next().map_or(Ok(1), |n| n.parse()).context("C is a number")?;
     let pause = args.next().is_some_and(|a| a == "pause");
     let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
     let clients = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
