@@ -30,19 +30,6 @@ use onecard_load::requests::{PATH, Prepared};
 /// Entries sent before counting starts: connections, lazy statics, first compiled paths.
 const WARMUP: usize = 50;
 
-/// How many times the threads of this process other than the main one (which runs the client)
-/// were put on a CPU (`/proc/self/task/*/schedstat`, third field): each is a wake-up or a
-/// preemption.
-fn times_run() -> u64 {
-    let me = std::process::id().to_string();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .flatten()
-        .filter(|task| task.file_name().to_str() != Some(me.as_str()))
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok()?.split_whitespace().nth(2)?.parse::<u64>().ok())
-        .sum()
-}
-
 // Markers for `--dump-before`; their bodies differ so that the compiler keeps two symbols.
 #[inline(never)]
 fn measured_phase_starts() {
@@ -93,10 +80,10 @@ fn main() -> anyhow::Result<()> {
         std::io::stdin().read_line(&mut String::new())?;
     }
     measured_phase_starts();
-    let (started, cpu, runs) = (Instant::now(), cpu::sample(), times_run());
+    let (started, cpu) = (Instant::now(), cpu::sample());
     clients.block_on(send_all(&client, &url, measured, connections))?;
     servers.block_on(full.settle())?;
-    let (cpu_after, runs_after) = (cpu::sample(), times_run());
+    let cpu_after = cpu::sample();
     measured_phase_ends();
     let per_request = |total: f64| total / count.max(1) as f64;
     eprintln!(
@@ -104,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         started.elapsed(),
         per_request(cpu_after.since(&cpu).unwrap_or_default().as_secs_f64() * 1e6),
         per_request(cpu_after.since_where(&cpu, cpu::is_sqlite).unwrap_or_default().as_secs_f64() * 1e6),
-        per_request(runs_after.saturating_sub(runs) as f64),
+        per_request(cpu_after.runs_since(&cpu).unwrap_or_default() as f64),
     );
     Ok(())
 }

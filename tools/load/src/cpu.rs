@@ -3,16 +3,17 @@
 //! they do not make our instructions more numerous).
 //!
 //! Linux only: the on-CPU nanoseconds of every thread of this process
-//! (`/proc/self/task/<tid>/schedstat`, first field) except the load generator's (the `load`
-//! runtime's threads and the main thread, which schedules the open loop). Two numbers read from
-//! a file each; a crate for it would be heavier than the reading.
+//! (`/proc/self/task/<tid>/schedstat`, first field), and how often it was put on a CPU (third
+//! field; the instruction-count driver reports it), except the load generator's threads (the
+//! `load` runtime's and the main thread, which schedules the open loop). A few numbers read
+//! from a file each; a crate for it would be heavier than the reading.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Thread id → (thread name, on-CPU nanoseconds), for the server threads.
+/// Thread id → (thread name, on-CPU nanoseconds, times put on a CPU), for the server threads.
 #[derive(Debug, Clone, Default)]
-pub struct Sample(HashMap<u32, (String, u64)>);
+pub struct Sample(HashMap<u32, (String, u64, u64)>);
 
 /// Whether a thread name is one of sqlx's SQLite workers (the audit writer's, the catalog's
 /// and the access log's database work runs there).
@@ -36,13 +37,17 @@ pub(crate) fn server_threads() -> Vec<(u32, String, std::path::PathBuf)> {
         .collect()
 }
 
-/// Reads the server threads' CPU time now; empty where `/proc` does not tell it.
+/// Reads the server threads' CPU time and run count now (`schedstat`'s first and third
+/// fields); empty where `/proc` does not tell them.
 pub fn sample() -> Sample {
     let threads = server_threads()
         .into_iter()
         .filter_map(|(tid, comm, dir)| {
-            let on_cpu = std::fs::read_to_string(dir.join("schedstat")).ok()?.split_whitespace().next()?.parse::<u64>().ok()?;
-            Some((tid, (comm, on_cpu)))
+            let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
+            let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
+            let on_cpu = fields.next()??;
+            let runs = fields.nth(1)??;
+            Some((tid, (comm, on_cpu, runs)))
         })
         .collect();
     Sample(threads)
@@ -63,10 +68,19 @@ impl Sample {
         let ns = self
             .0
             .iter()
-            .filter(|(_, (comm, _))| which(comm))
-            .map(|(tid, (_, now))| now.saturating_sub(earlier.0.get(tid).map_or(0, |(_, ns)| *ns)))
+            .filter(|(_, (comm, _, _))| which(comm))
+            .map(|(tid, (_, now, _))| now.saturating_sub(earlier.0.get(tid).map_or(0, |(_, ns, _)| *ns)))
             .sum();
         Some(Duration::from_nanos(ns))
+    }
+
+    /// How many times the threads alive now were put on a CPU since `earlier`: each is a
+    /// wake-up or a return after preemption.
+    pub fn runs_since(&self, earlier: &Sample) -> Option<u64> {
+        if self.0.is_empty() {
+            return None;
+        }
+        Some(self.0.iter().map(|(tid, (_, _, now))| now.saturating_sub(earlier.0.get(tid).map_or(0, |(_, _, runs)| *runs))).sum())
     }
 }
 
@@ -76,11 +90,13 @@ mod tests {
 
     #[test]
     fn differences_per_thread() {
-        let before = Sample(HashMap::from([(1, ("server".into(), 100)), (2, ("server".into(), 50))]));
-        let after = Sample(HashMap::from([(1, ("server".into(), 400)), (3, ("sqlx-sqlite-wor".into(), 25))]));
+        let before = Sample(HashMap::from([(1, ("server".into(), 100, 4)), (2, ("server".into(), 50, 2))]));
+        let after = Sample(HashMap::from([(1, ("server".into(), 400, 7)), (3, ("sqlx-sqlite-wor".into(), 25, 1))]));
         assert_eq!(after.since(&before), Some(Duration::from_nanos(325)));
         assert_eq!(after.since_where(&before, is_sqlite), Some(Duration::from_nanos(25)));
         assert_eq!(Sample::default().since(&before), None);
+        assert_eq!(after.runs_since(&before), Some(4));
+        assert_eq!(Sample::default().runs_since(&before), None);
     }
 
     #[test]
