@@ -18,6 +18,7 @@ pub mod options;
 pub mod priority;
 pub mod report;
 pub mod requests;
+pub mod system;
 
 use std::time::Duration;
 
@@ -120,10 +121,16 @@ impl Bench {
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
         eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
+        let recorder = options.timeline.is_some().then(system::record).transpose()?;
         let measured = measure(options, || drive::open(self.clients.handle(), &client, &url, requests, rate))?;
+        let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
             write_timeline(&dir.join(format!("{}-open.csv", target.name())), &measured.timeline)?;
+            if let (Some(rows), Some(origin)) = (system, measured.timeline_origin) {
+                let path = dir.join(format!("{}-system.csv", target.name()));
+                std::fs::write(&path, system::csv(&rows, origin)).with_context(|| format!("writing {}", path.display()))?;
+            }
         }
         Ok(measured)
     }

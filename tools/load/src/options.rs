@@ -59,7 +59,9 @@ pub struct Options {
     pub warmup: usize,
     /// Writes each open-loop phase's requests to `DIR/<target>-open.csv` (scheduled time after
     /// the phase's start, latency, and how late the generator started sending it, µs), to see
-    /// when slow answers happened and whose wait they were. Default: none.
+    /// when slow answers happened and whose wait they were, and what the machine and the
+    /// process did every 10 ms meanwhile to `DIR/<target>-system.csv` (see the `system`
+    /// module). Default: none.
     #[arg(long, value_name = "DIR")]
     pub timeline: Option<std::path::PathBuf>,
     /// How many nice levels the servers' threads run below the load generator's during the

@@ -145,7 +145,7 @@ mod tests {
         }
         let tally = Tally { allowed, ..Tally::default() };
         let second_half = (allowed / 2, Duration::from_secs(secs) / 2);
-        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, timeline: Vec::new() } }
+        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, timeline: Vec::new(), timeline_origin: None } }
     }
 
     #[test]

@@ -1,0 +1,265 @@
+//! The open loop's system timeline (`--timeline DIR`, `<target>-system.csv`): every
+//! [`EVERY`], what the machine and this process did, so that a slow episode in
+//! `<target>-open.csv` can be told apart: the VM's vCPUs taken by the host (steal), the kernel
+//! stalling the process (pressure, page faults), or the process waiting on itself (its threads
+//! runnable but not running, or not runnable at all).
+//!
+//! Linux only, like [`crate::cpu`]: `/proc/stat` (steal, iowait, idle, in clock ticks of
+//! 10 ms), `/proc/pressure/*` (µs during which some or all tasks stalled on a resource),
+//! `/proc/self/stat` (page faults) and each thread's `schedstat` (on-CPU time, time runnable
+//! but waiting for a CPU, times put on a CPU), summed over three groups: the servers, SQLite's
+//! workers, and the load generator (with this recorder's own thread). A row holds what each
+//! counter added since the row before. Where a file is missing, its columns stay 0.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::cpu::is_sqlite;
+
+/// Time between two rows: short enough to place a stall of tens of milliseconds, long enough
+/// that reading ~30 `schedstat` files costs well under 1 % of a core.
+pub const EVERY: Duration = Duration::from_millis(10);
+
+/// The name of the recorder's thread: the load generator's, so that [`crate::cpu`] does not
+/// count it as server time.
+const THREAD_NAME: &str = "load";
+
+/// The CSV's columns after `t_us` (the row's time from the open loop's start, negative before it).
+const COLUMNS: [&str; 19] = [
+    "steal_ms",
+    "iowait_ms",
+    "idle_ms",
+    "cpu_some_us",
+    "io_some_us",
+    "io_full_us",
+    "memory_some_us",
+    "minor_faults",
+    "major_faults",
+    "server_cpu_us",
+    "server_wait_us",
+    "server_runs",
+    "sqlite_cpu_us",
+    "sqlite_wait_us",
+    "sqlite_runs",
+    "load_cpu_us",
+    "load_wait_us",
+    "load_runs",
+    "threads",
+];
+
+/// One row: when it was read, and each column's increase since the row before ([`COLUMNS`];
+/// `threads` is the count, not an increase).
+#[derive(Debug, Clone)]
+pub struct Row {
+    at: Instant,
+    values: [u64; COLUMNS.len()],
+}
+
+/// A running recorder; [`Recorder::finish`] stops it and returns its rows.
+#[derive(Debug)]
+pub struct Recorder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Row>>,
+}
+
+/// Starts recording a row every [`EVERY`] on a thread of its own.
+pub fn record() -> anyhow::Result<Recorder> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let thread = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || {
+        let mut counters = Counters::default();
+        counters.read();
+        let mut rows = Vec::new();
+        let mut next = Instant::now() + EVERY;
+        while !stopped.load(Ordering::Relaxed) {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+            next += EVERY;
+            rows.push(Row { at: Instant::now(), values: counters.read() });
+        }
+        rows
+    })?;
+    Ok(Recorder { stop, thread })
+}
+
+impl Recorder {
+    /// Stops the recorder and returns its rows.
+    pub fn finish(self) -> Vec<Row> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// `rows` as CSV, each row's time in µs from `origin`.
+pub fn csv(rows: &[Row], origin: Instant) -> String {
+    let mut out = format!("t_us,{}\n", COLUMNS.join(","));
+    for row in rows {
+        let t = match row.at.checked_duration_since(origin) {
+            Some(after) => i128::try_from(after.as_micros()).unwrap_or(i128::MAX),
+            None => -i128::try_from(origin.duration_since(row.at).as_micros()).unwrap_or(i128::MAX),
+        };
+        let _ = write!(out, "{t}");
+        for v in row.values {
+            let _ = write!(out, ",{v}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A thread's group: the columns its `schedstat` adds to (server, SQLite, load generator).
+#[derive(Debug, Clone, Copy)]
+enum Group {
+    Server = 9,
+    Sqlite = 12,
+    Load = 15,
+}
+
+/// A known thread: its group, its open `schedstat` and the three fields as last read.
+#[derive(Debug)]
+struct Thread {
+    group: Group,
+    schedstat: File,
+    last: [u64; 3],
+}
+
+/// The cumulative counters as last read.
+#[derive(Debug, Default)]
+struct Counters {
+    system: [u64; 9],
+    threads: HashMap<u32, Thread>,
+}
+
+impl Counters {
+    /// Reads every counter; returns what each added since the last read (the thread count as is).
+    fn read(&mut self) -> [u64; COLUMNS.len()] {
+        let mut out = [0; COLUMNS.len()];
+        let system = system_counters();
+        for (i, (now, last)) in system.iter().zip(&mut self.system).enumerate() {
+            out[i] = now.saturating_sub(*last);
+            *last = *now;
+        }
+        let alive = self.refresh_threads();
+        for thread in self.threads.values_mut() {
+            if let Some(now) = read_fields::<3>(&thread.schedstat) {
+                let at = thread.group as usize;
+                out[at] += now[0].saturating_sub(thread.last[0]) / 1_000;
+                out[at + 1] += now[1].saturating_sub(thread.last[1]) / 1_000;
+                out[at + 2] += now[2].saturating_sub(thread.last[2]);
+                thread.last = now;
+            }
+        }
+        out[COLUMNS.len() - 1] = alive as u64;
+        out
+    }
+
+    /// Opens the `schedstat` of threads started since the last read (their fields count from
+    /// zero), forgets those that ended; returns how many are alive.
+    fn refresh_threads(&mut self) -> usize {
+        let me = std::process::id();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+        let alive: Vec<u32> = tasks.flatten().filter_map(|t| t.file_name().to_str()?.parse().ok()).collect();
+        self.threads.retain(|tid, _| alive.contains(tid));
+        for &tid in &alive {
+            if self.threads.contains_key(&tid) {
+                continue;
+            }
+            let dir = format!("/proc/self/task/{tid}");
+            let comm = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
+            let comm = comm.trim_end();
+            let group = if tid == me || comm == THREAD_NAME {
+                Group::Load
+            } else if is_sqlite(comm) {
+                Group::Sqlite
+            } else {
+                Group::Server
+            };
+            if let Ok(schedstat) = File::open(format!("{dir}/schedstat")) {
+                self.threads.insert(tid, Thread { group, schedstat, last: [0; 3] });
+            }
+        }
+        alive.len()
+    }
+}
+
+/// The machine's and the process's counters, in [`COLUMNS`]' order (ms, µs, faults).
+fn system_counters() -> [u64; 9] {
+    let mut out = [0; 9];
+    // cpu  user nice system idle iowait irq softirq steal …, in ticks of 10 ms (USER_HZ 100).
+    if let Some(cpu) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| s.lines().next().map(str::to_owned)) {
+        let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+        let tick = |i: usize| ticks.get(i).copied().unwrap_or(0) * 10;
+        (out[0], out[1], out[2]) = (tick(7), tick(4), tick(3));
+    }
+    let pressure = |resource: &str, kind: &str| -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/pressure/{resource}")).unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(kind))
+            .and_then(|l| l.rsplit("total=").next())
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (out[3], out[4], out[5], out[6]) = (pressure("cpu", "some"), pressure("io", "some"), pressure("io", "full"), pressure("memory", "some"));
+    // /proc/self/stat: the fields after the parenthesised name; minflt is the 10th field, majflt the 12th.
+    if let Some(rest) = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| s.rsplit_once(')').map(|(_, r)| r.to_owned())) {
+        let fields: Vec<u64> = rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+        (out[7], out[8]) = (fields.get(7).copied().unwrap_or(0), fields.get(9).copied().unwrap_or(0));
+    }
+    out
+}
+
+/// The first `N` numbers of a small `/proc` file, read again from its start (kept open: no
+/// path lookup per read).
+fn read_fields<const N: usize>(mut file: &File) -> Option<[u64; N]> {
+    let mut buf = [0u8; 128];
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let n = file.read(&mut buf).ok()?;
+    let mut fields = std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let mut out = [0; N];
+    for slot in &mut out {
+        *slot = fields.next()??;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_follow_the_process() {
+        if !std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            return;
+        }
+        let recorder = record().unwrap();
+        // A server-group thread spinning for 50 ms of its own CPU time.
+        let own = || read_fields::<1>(&File::open("/proc/thread-self/schedstat").unwrap()).unwrap()[0];
+        std::thread::Builder::new()
+            .name("server".into())
+            .spawn(move || {
+                let start = own();
+                while own() - start < 50_000_000 {}
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        std::thread::sleep(EVERY * 3);
+        let rows = recorder.finish();
+        assert!(rows.len() >= 3, "{} rows", rows.len());
+        let server_cpu_us: u64 = rows.iter().map(|r| r.values[Group::Server as usize]).sum();
+        assert!(server_cpu_us >= 40_000, "server CPU {server_cpu_us} µs");
+        assert!(rows.iter().all(|r| r.values[COLUMNS.len() - 1] >= 1));
+        let origin = rows[1].at;
+        let text = csv(&rows, origin);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0].split(',').count(), COLUMNS.len() + 1);
+        assert_eq!(lines.len(), rows.len() + 1);
+        assert!(lines[1].starts_with('-'), "a row before the origin has a negative time: {}", lines[1]);
+        assert!(lines[2].starts_with("0,"), "{}", lines[2]);
+    }
+}
