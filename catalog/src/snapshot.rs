@@ -218,20 +218,97 @@ impl Snapshot {
         }
     }
 
-    /// SHA-256 (hex) of the content, leaving out `generated_at` and `expires_at`: two
-    /// snapshots of the same version have the same content hash. Gateways report it.
+    /// The content hash (hex), leaving out `generated_at` and `expires_at`: two snapshots of
+    /// the same version have the same content hash. Gateways report it.
+    ///
+    /// It is SHA-256 over the rest of the snapshot's JSON and the [`SetDigest`]s of its cards
+    /// and of its consents, so that a gateway applying the change feed keeps the digests up to
+    /// date entry by entry ([`Snapshot::content_hash_with`]) instead of hashing every card
+    /// holder again after each change.
     pub fn content_hash(&self) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let Some(o) = v.as_object_mut() {
-            o.remove("generated_at");
-            o.remove("expires_at");
+        let mut cards = SetDigest::default();
+        for card in &self.cards {
+            cards.add(&card);
         }
-        hex::encode(Sha256::digest(v.to_string().as_bytes()))
+        let mut consents = SetDigest::default();
+        for consent in &self.consents {
+            consents.add(consent);
+        }
+        self.content_hash_with(&cards, &consents)
+    }
+
+    /// [`Snapshot::content_hash`] with the digests of the cards and consents given (this
+    /// snapshot's own `cards` and `consents` are not read).
+    pub fn content_hash_with(&self, cards: &SetDigest, consents: &SetDigest) -> String {
+        // Every field by name: a field added to the snapshot must be placed here or there.
+        let Snapshot { version, generated_at: _, expires_at: _, applications, channels, grants, venues, policies, cards: _, consents: _, issuer_keys } = self;
+        let rest = serde_json::json!({
+            "version": version,
+            "applications": applications,
+            "channels": channels,
+            "grants": grants,
+            "venues": venues,
+            "policies": policies,
+            "issuer_keys": issuer_keys,
+        });
+        let mut hash = Sha256::new();
+        hash.update(b"onecard snapshot content v2\n");
+        hash.update(rest.to_string().as_bytes());
+        hash.update(cards.bytes());
+        hash.update(consents.bytes());
+        hex::encode(hash.finalize())
     }
 
     /// Whether the snapshot may no longer be used at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         now >= self.expires_at
+    }
+}
+
+/// An order-independent digest of a set of entries: the lane-wise sum (four 64-bit lanes,
+/// wrapping) of each entry's SHA-256 over its JSON. Adding or removing an entry costs one
+/// entry's hash, whatever the size of the set.
+///
+/// It detects a gateway whose state drifted from the catalog's (a change missed or applied
+/// wrongly); it is not meant to resist someone choosing entries to collide (the snapshot's
+/// signature and the catalog's access rules are what keep entries honest).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SetDigest([u64; 4]);
+
+impl SetDigest {
+    /// Adds `entry` to the set.
+    pub fn add<T: Serialize + ?Sized>(&mut self, entry: &T) {
+        for (lane, v) in self.0.iter_mut().zip(Self::lanes(entry)) {
+            *lane = lane.wrapping_add(v);
+        }
+    }
+
+    /// Removes `entry` (added before) from the set.
+    pub fn remove<T: Serialize + ?Sized>(&mut self, entry: &T) {
+        for (lane, v) in self.0.iter_mut().zip(Self::lanes(entry)) {
+            *lane = lane.wrapping_sub(v);
+        }
+    }
+
+    fn lanes<T: Serialize + ?Sized>(entry: &T) -> [u64; 4] {
+        // Serializing model types to JSON cannot fail (no maps with non-string keys).
+        let hash = Sha256::digest(serde_json::to_vec(entry).unwrap_or_default());
+        let mut lanes = [0u64; 4];
+        for (lane, chunk) in lanes.iter_mut().zip(hash.chunks_exact(8)) {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(chunk);
+            *lane = u64::from_le_bytes(bytes);
+        }
+        lanes
+    }
+
+    /// The digest's 32 bytes.
+    pub fn bytes(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, lane) in out.chunks_exact_mut(8).zip(self.0) {
+            chunk.copy_from_slice(&lane.to_le_bytes());
+        }
+        out
     }
 }
 
@@ -370,5 +447,30 @@ mod tests {
         b.expires_at += chrono::Duration::seconds(5);
         assert_eq!(a.content_hash(), b.content_hash());
         assert_ne!(a.content_hash(), empty(2).content_hash());
+    }
+
+    #[test]
+    fn a_set_digest_ignores_order_and_forgets_what_is_removed() {
+        let (a, b, c) = (("a", 1), ("b", 2), ("c", 3));
+        let mut ab = SetDigest::default();
+        ab.add(&a);
+        ab.add(&b);
+        let mut ba = SetDigest::default();
+        ba.add(&b);
+        ba.add(&a);
+        assert_eq!(ab, ba);
+        let mut abc = ab;
+        abc.add(&c);
+        assert_ne!(abc, ab);
+        abc.remove(&c);
+        assert_eq!(abc, ab);
+        abc.remove(&a);
+        abc.remove(&b);
+        assert_eq!(abc, SetDigest::default());
+        // The same entry changed is another entry.
+        let mut changed = SetDigest::default();
+        changed.add(&("a", 2));
+        changed.add(&b);
+        assert_ne!(changed, ab);
     }
 }

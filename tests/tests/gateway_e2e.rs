@@ -256,6 +256,50 @@ async fn a_card_reported_lost_is_refused_within_a_second() {
     println!("card loss enforced {} ms after the report", reported.elapsed().as_millis());
 }
 
+/// The gateway applies card and consent changes in place, without the catalog's snapshot; what
+/// it then enforces must be that snapshot exactly (the same content hash), and it must say so
+/// to the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_from_the_feed_give_the_catalogs_snapshot_and_the_gateway_reports_it() {
+    use onecard_catalog::roles::{Principal, Role};
+    let city = city().await;
+    let issuer = Principal { name: "issuer".into(), role: Role::CardIssuer, department: None, city: None, channel: None };
+    let channel = Principal { name: "channel".into(), role: Role::Channel, department: None, city: None, channel: Some(CHANNEL.into()) };
+    let lost = onecard_catalog::store::CardUpdate { status: Some(onecard_catalog::model::CardStatus::TemporaryLoss), social_locked: None, financial_locked: None, note: None };
+    onecard_catalog::service::update_card(&city.store, &issuer, &city.cards["adult"], lost).await.expect("report lost");
+    let consent = |purpose: &str| onecard_catalog::service::NewConsent {
+        application: "parks".into(),
+        scopes: ["holder.age".to_string()].into(),
+        purpose: purpose.into(),
+        not_after: chrono::Utc::now() + chrono::Duration::days(30),
+    };
+    let kept = onecard_catalog::service::grant_consent(&city.store, &channel, &city.cards["young"], consent("kept")).await.expect("grant");
+    let withdrawn = onecard_catalog::service::grant_consent(&city.store, &channel, &city.cards["young"], consent("withdrawn")).await.expect("grant");
+    onecard_catalog::service::revoke_consent(&city.store, &channel, &city.cards["young"], &withdrawn.id).await.expect("revoke");
+    city.synced().await;
+
+    let enforced = city.running.gateway.state.load().expect("a state");
+    let (catalog, version) = city.store.full_catalog().await.expect("catalog");
+    assert_eq!(enforced.version(), version);
+    let snapshot = onecard_catalog::snapshot::Snapshot::build(&catalog, version, chrono::Utc::now(), chrono::Duration::minutes(5));
+    assert_eq!(enforced.content_hash(), snapshot.content_hash(), "the state built from changes differs from the catalog's snapshot");
+    let young = enforced.consents(&city.cards["young"], "parks");
+    assert!(young.iter().any(|c| c.id == kept.id && c.revoked_at.is_none()), "{young:?}");
+    assert!(young.iter().any(|c| c.id == withdrawn.id && c.revoked_at.is_some()), "{young:?}");
+    assert!(young.windows(2).all(|w| w[0].id < w[1].id), "a holder's consents are in id order, as in a snapshot");
+
+    // The reporter tells the catalog this version and this hash (off the request path, soon).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let gateways = city.store.gateways().await.expect("gateways");
+        if gateways.iter().any(|g| g.applied_version == version && g.snapshot_sha256 == snapshot.content_hash()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the gateway did not report version {version} with its hash: {gateways:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consent_missing() {
     let city = city().await;

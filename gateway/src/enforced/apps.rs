@@ -140,7 +140,12 @@ impl AppBuilder {
             };
             apps.insert(spec.id.clone(), app);
         }
-        Enforced::new(snapshot, apps)
+        // Indexing a city's card holders (and digesting them for the content hash) takes a
+        // while; it runs on the blocking pool, not on a request worker.
+        match tokio::task::spawn_blocking(move || Enforced::new(snapshot, apps)).await {
+            Ok(enforced) => enforced,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
     async fn build_app(&self, spec: SnapshotApplication) -> EnforcedApp {

@@ -1,12 +1,13 @@
 //! Applying the change feed to the enforced state. Card status, consent, suspension and grant
-//! revocation events are applied in place (they must reach the gateway within a second); any
-//! other change asks for a fresh snapshot.
+//! revocation events are applied in place (they must reach the gateway within a second), at the
+//! cost of what they change: the holders' maps are shared with the state before; any other
+//! change asks for a fresh snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use onecard_catalog::feed::{Change, ChangeEvent};
-use onecard_catalog::model::GrantStatus;
+use onecard_catalog::model::{Consent, GrantStatus};
 
 use super::{Enforced, EnforcedApp};
 
@@ -22,20 +23,17 @@ pub enum Applied {
 impl Enforced {
     /// The state after `changes` (oldest first).
     pub fn apply(&self, changes: &[Change]) -> Applied {
+        // The snapshot without its holders is small; the holders are shared, not copied.
         let mut snapshot = self.snapshot.clone();
+        let mut holders = self.holders.clone();
         let mut apps: HashMap<String, Arc<EnforcedApp>> = self.apps.clone();
         for change in changes {
             match &change.event {
-                ChangeEvent::CardStatus { card_ref, state, .. } => {
-                    snapshot.cards.insert(card_ref.clone(), state.clone());
-                }
-                ChangeEvent::ConsentGranted { consent } => {
-                    snapshot.consents.retain(|c| c.id != consent.id);
-                    snapshot.consents.push(consent.clone());
-                }
+                ChangeEvent::CardStatus { card_ref, state, .. } => holders.set_card(card_ref, state.clone()),
+                ChangeEvent::ConsentGranted { consent } => holders.put_consent(consent.clone()),
                 ChangeEvent::ConsentRevoked { consent_id, .. } => {
-                    for c in snapshot.consents.iter_mut().filter(|c| c.id == *consent_id) {
-                        c.revoked_at = Some(change.at);
+                    if let Some(consent) = holders.consent(consent_id) {
+                        holders.put_consent(Consent { revoked_at: Some(change.at), ..consent.clone() });
                     }
                 }
                 ChangeEvent::GrantRevoked { channel, application } => {
@@ -67,6 +65,6 @@ impl Enforced {
             }
             snapshot.version = snapshot.version.max(change.version);
         }
-        Applied::State(Enforced::new(snapshot, apps))
+        Applied::State(Enforced::indexed(snapshot, apps, holders))
     }
 }

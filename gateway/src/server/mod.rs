@@ -387,7 +387,7 @@ async fn data_plane(
             }
         }
     });
-    tasks.extend([tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates, self::metrics::spawn_upkeep()]);
+    tasks.extend([follower.spawn_reporter(), tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates, self::metrics::spawn_upkeep()]);
     Ok(Served { gateway, kv, tasks, catalog: None })
 }
 

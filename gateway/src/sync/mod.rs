@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use accesses::AccessReporter;
 pub use source::{CatalogSource, LocalCatalog, RemoteCatalog, SourceError};
 
-use crate::enforced::{AppBuilder, Enforced};
-use crate::enforced::changes::Applied;
+use crate::enforced::{AppBuilder, Applied, Enforced};
 use onecard_catalog::store::GatewayReport;
 
 /// Sync settings (the `[sync]` table).
@@ -173,21 +172,31 @@ impl Follower {
         let enforced = self.builder.build(snapshot, previous.as_deref()).await;
         let version = enforced.version();
         self.state.store(enforced);
-        self.report().await;
         tracing::info!(version, "catalog snapshot enforced");
         Ok(version)
     }
 
-    async fn report(&self) {
-        let Some(state) = self.state.load() else { return };
-        let report = GatewayReport {
-            gateway_id: self.gateway_id.clone(),
-            applied_version: state.version(),
-            snapshot_sha256: state.content_hash.clone(),
-        };
-        if let Err(e) = self.source.report(&report).await {
-            tracing::warn!(error = %e, "cannot report the enforced version");
-        }
+    /// Starts reporting the enforced version and its content hash to the catalog each time it
+    /// changes (the state enforced now first), off the follower's loop: only the latest state
+    /// is reported, so a burst of changes is reported once. A report that fails (the
+    /// catalog unreachable, or its database busy with a large change) is tried again after
+    /// `retry_ms`, with the state enforced by then.
+    pub fn spawn_reporter(&self) -> tokio::task::JoinHandle<()> {
+        let (source, state, gateway_id) = (Arc::clone(&self.source), Arc::clone(&self.state), self.gateway_id.clone());
+        let retry = Duration::from_millis(self.config.retry_ms);
+        let mut versions = state.subscribe();
+        versions.mark_changed();
+        tokio::spawn(async move {
+            while versions.changed().await.is_ok() {
+                let Some(enforced) = state.load() else { continue };
+                let report = GatewayReport { gateway_id: gateway_id.clone(), applied_version: enforced.version(), snapshot_sha256: enforced.content_hash() };
+                if let Err(e) = source.report(&report).await {
+                    tracing::warn!(error = %e, version = report.applied_version, "cannot report the enforced version; retrying");
+                    tokio::time::sleep(retry).await;
+                    versions.mark_changed();
+                }
+            }
+        })
     }
 
     fn needs_refresh(&self, state: &Enforced) -> bool {
@@ -215,7 +224,6 @@ impl Follower {
             Applied::State(next) => {
                 let version = next.version();
                 self.state.store(next);
-                self.report().await;
                 tracing::debug!(version, changes = page.changes.len(), "catalog changes applied");
                 Ok(())
             }
