@@ -28,6 +28,11 @@ impl<T> Sharded<T> {
         lock(&self.shards[(hash as usize) & (SHARDS - 1)])
     }
 
+    /// Shard `index` (modulo [`SHARDS`]), locked.
+    pub fn shard(&self, index: usize) -> MutexGuard<'_, T> {
+        lock(&self.shards[index & (SHARDS - 1)])
+    }
+
     /// Every shard in turn, each locked while the caller holds it.
     pub fn each(&self) -> impl Iterator<Item = MutexGuard<'_, T>> {
         self.shards.iter().map(lock)

@@ -299,6 +299,25 @@ where
     }
 }
 
+/// Prunes the journaled store's expired entries one memory shard at a time, on the blocking
+/// pool, so that a whole pass takes [`KV_PRUNE_EVERY`]. Walking hundreds of thousands of entries
+/// at once on a request worker held that worker (and each shard's lock in turn) for tens of
+/// milliseconds every minute, and the file's `DELETE … WHERE expires_at_ms <= now` scanned the
+/// whole table on the writer's connection.
+async fn prune_memory_kv(kv: JournaledKv) {
+    let mut every = tokio::time::interval(KV_PRUNE_EVERY / crate::sharded::SHARDS as u32);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let kv = kv.clone();
+        match tokio::task::spawn_blocking(move || kv.prune_expired_step()).await {
+            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired plugin state pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pruning plugin state panicked"),
+        }
+    }
+}
+
 async fn nonce_store(settings: &NonceSettings) -> anyhow::Result<Arc<dyn NonceStore>> {
     Ok(match &settings.redis_url {
         Some(url) => Arc::new(RedisNonceStore::connect(&RedisNonceConfig::new(url.clone())).await.context("cannot reach Redis for the nonce store")?),
@@ -321,11 +340,7 @@ async fn data_plane(
         None if onecard_catalog::store::database_url(&config.database).is_ok_and(|(_, b)| b == onecard_catalog::store::Backend::Sqlite) => {
             let file = sqlite_file_beside(&config.database);
             let kv = JournaledKv::open(&file).await.map_err(|e| anyhow::anyhow!("cannot open the plugin-state file {file}: {e}"))?;
-            let pruned = kv.clone();
-            tasks.push(tokio::spawn(prune_kv(move || {
-                let kv = pruned.clone();
-                async move { kv.prune_expired().await }
-            })));
+            tasks.push(tokio::spawn(prune_memory_kv(kv.clone())));
             Arc::new(kv)
         }
         None => {

@@ -9,6 +9,9 @@
 //! that process's memory; several gateways share state through PostgreSQL ([`super::SqlKv`]) or
 //! Redis instead.
 //!
+//! Expired entries leave memory a shard at a time ([`JournaledKv::prune_expired_step`]) and
+//! the file through the journal, like any deletion.
+//!
 //! Durability: each change is journaled under the store's lock (so in the order it happened) to
 //! a writer task that commits what has accumulated over [`LINGER`] in one transaction. A change
 //! is on disk about that long after the plugin made it; a process crash can lose those last
@@ -50,7 +53,6 @@ enum Job {
 pub struct JournaledKv {
     memory: Arc<MemoryKv>,
     jobs: mpsc::UnboundedSender<Job>,
-    file: SqlKv,
 }
 
 impl Job {
@@ -74,6 +76,8 @@ impl JournaledKv {
     /// starts the writer.
     pub async fn open(url: &str) -> Result<JournaledKv, KvBackendError> {
         let store = SqlKv::connect_single_writer(url).await?;
+        // Rows that expired while no gateway ran: from now on expiries are journaled deletions.
+        store.prune_expired().await?;
         let rows = sqlx::query("SELECT namespace, key, value, expires_at_ms FROM plugin_kv WHERE expires_at_ms IS NULL OR expires_at_ms > $1")
             .bind(super::sql::now_ms())
             .fetch_all(store.pool())
@@ -96,13 +100,14 @@ impl JournaledKv {
             let _ = tx.send(Job::Change { namespace: namespace.to_owned(), key: key.to_owned(), changed });
         }));
         tokio::spawn(write(store.clone(), rx));
-        Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs, file: store })
+        Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs })
     }
 
-    /// Forgets expired entries, in memory and in the file; returns how many rows left the file.
-    pub async fn prune_expired(&self) -> Result<u64, KvBackendError> {
-        self.memory.prune_expired();
-        self.file.prune_expired().await
+    /// Forgets the expired entries of one of the memory's shards, the next in turn
+    /// ([`MemoryKv::prune_expired_step`]); the writer deletes them from the file by key, as it
+    /// does any deletion, so the file is never scanned for them. Returns how many.
+    pub fn prune_expired_step(&self) -> usize {
+        self.memory.prune_expired_step()
     }
 }
 
@@ -236,6 +241,33 @@ mod tests {
         assert!(!reopened.compare_and_swap("parks", "inside:h", None, b"k2".to_vec(), None).await.unwrap(), "the marker holds after a restart");
     }
 
+    /// Expired entries leave memory one shard per step and the file through the journal: after
+    /// one step per shard and a flush, memory and file hold only the live entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_steps_delete_expired_entries_from_memory_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("s-kv.db").display().to_string();
+        let kv = JournaledKv::open(&url).await.unwrap();
+        let file = SqlKv::connect(&url).await.unwrap();
+        for n in 0..100 {
+            kv.set("parks", &format!("short{n}"), b"x".to_vec(), Some(Duration::from_millis(1))).await.unwrap();
+        }
+        kv.set("parks", "kept", b"y".to_vec(), None).await.unwrap();
+        kv.flush().await;
+        let rows = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugin_kv").fetch_one(file.pool()).await.unwrap() };
+        assert_eq!(rows().await, 101);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        let first = kv.prune_expired_step();
+        assert!(first < 100, "one step prunes one shard, not the store ({first})");
+        let rest: usize = (1..crate::sharded::SHARDS).map(|_| kv.prune_expired_step()).sum();
+        assert_eq!(first + rest, 100);
+        assert_eq!(kv.memory.len(), 1);
+        kv.flush().await;
+        assert_eq!(rows().await, 1, "the expired rows were deleted from the file by the journal");
+        assert_eq!(kv.get("parks", "kept").await.unwrap(), Some(b"y".to_vec()));
+    }
+
     /// Batches larger than one statement (64 rows): 150 keys written, then 70 of them deleted and
     /// one rewritten, all journaled; the reopened store holds exactly the last states.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,7 +321,7 @@ mod tests {
         for (round, n) in [(0, 0), (17, 333), (39, 499)] {
             assert_eq!(reopened.get("parks", &key(round, n)).await.unwrap(), Some(b"inside".to_vec()));
         }
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").fetch_one(reopened.file.pool()).await.unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").fetch_one(SqlKv::connect(&path.display().to_string()).await.unwrap().pool()).await.unwrap();
         assert_eq!(rows, 20_000);
     }
 }
