@@ -120,7 +120,8 @@ impl Bench {
         self.spent(target, opened.sent);
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
-        eprintln!("{}: open loop at {rate} req/s for {} s…", target.name(), options.duration);
+        // The wall-clock start lets the gateway's own logs (`ONECARD_LOG`) be read against the timeline.
+        eprintln!("{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
         let measured = measure(options, || drive::open(self.clients.handle(), &client, &url, requests, rate))?;
         let system = recorder.map(system::Recorder::finish);
