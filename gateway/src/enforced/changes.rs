@@ -29,7 +29,7 @@ impl Enforced {
         let mut apps: HashMap<String, Arc<EnforcedApp>> = self.apps.clone();
         for change in changes {
             match &change.event {
-                ChangeEvent::CardStatus { card_ref, state, .. } => holders.set_card(card_ref, state.clone()),
+                ChangeEvent::CardStatus { card_ref, state, .. } => holders.set_card(card_ref.clone(), state.clone()),
                 ChangeEvent::ConsentGranted { consent } => holders.put_consent(consent.clone()),
                 ChangeEvent::ConsentRevoked { consent_id, .. } => {
                     if let Some(consent) = holders.consent(consent_id) {

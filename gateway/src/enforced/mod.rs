@@ -46,7 +46,7 @@ pub struct Enforced {
 #[derive(Debug, Clone, Default)]
 struct Holders {
     cards: OrdMap<String, CardState>,
-    /// By id, the catalog's order (which the content hash follows).
+    /// By id.
     consents: OrdMap<String, Consent>,
     /// By (card reference, application), each list in id order.
     by_holder: imbl::HashMap<(String, String), Arc<[Consent]>>,
@@ -57,36 +57,17 @@ struct Holders {
 
 impl Holders {
     fn new(cards: BTreeMap<String, CardState>, consents: Vec<Consent>) -> Self {
-        let mut by_holder: HashMap<(String, String), Vec<Consent>> = HashMap::new();
-        for c in &consents {
-            by_holder.entry((c.card_ref.clone(), c.application.clone())).or_default().push(c.clone());
+        let mut holders = Holders::default();
+        for (card_ref, state) in cards {
+            holders.set_card(card_ref, state);
         }
-        let by_holder = by_holder
-            .into_iter()
-            .map(|(holder, mut list)| {
-                list.sort_by(|a, b| a.id.cmp(&b.id));
-                (holder, Arc::from(list))
-            })
-            .collect();
-        let mut cards_digest = SetDigest::default();
-        for card in &cards {
-            cards_digest.add(&card);
+        for consent in consents {
+            holders.put_consent(consent);
         }
-        let mut consents_digest = SetDigest::default();
-        for consent in &consents {
-            consents_digest.add(consent);
-        }
-        Holders {
-            cards: cards.into_iter().collect(),
-            consents: consents.into_iter().map(|c| (c.id.clone(), c)).collect(),
-            by_holder,
-            cards_digest,
-            consents_digest,
-        }
+        holders
     }
 
-    fn set_card(&mut self, card_ref: &str, state: CardState) {
-        let card_ref = card_ref.to_owned();
+    fn set_card(&mut self, card_ref: String, state: CardState) {
         self.cards_digest.add(&(&card_ref, &state));
         if let Some(old) = self.cards.insert(card_ref.clone(), state) {
             self.cards_digest.remove(&(&card_ref, &old));
