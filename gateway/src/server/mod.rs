@@ -300,10 +300,10 @@ where
 }
 
 /// Prunes the journaled store's expired entries one memory shard at a time, on the blocking
-/// pool, so that a whole pass takes [`KV_PRUNE_EVERY`]. Walking hundreds of thousands of entries
-/// at once on a request worker held that worker (and each shard's lock in turn) for tens of
-/// milliseconds every minute, and the file's `DELETE … WHERE expires_at_ms <= now` scanned the
-/// whole table on the writer's connection.
+/// pool, so that a whole pass takes [`KV_PRUNE_EVERY`]; the file loses them through the journal.
+/// Before, a request worker walked the whole store at once every minute (0.88 ms at 200 000
+/// entries), and the file's `DELETE … WHERE expires_at_ms <= now` scanned its whole table on
+/// the writer's connection (10.6 ms; `cargo bench -p onecard-gateway --bench plugin_state`).
 async fn prune_memory_kv(kv: JournaledKv) {
     let mut every = tokio::time::interval(KV_PRUNE_EVERY / crate::sharded::SHARDS as u32);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

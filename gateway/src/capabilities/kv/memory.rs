@@ -85,7 +85,6 @@ fn expiry(ttl: Option<Duration>) -> Option<u64> {
 
 type Map = HashMap<(String, String), Entry>;
 
-
 impl MemoryKv {
     pub fn new() -> Self {
         Self::default()
@@ -147,8 +146,8 @@ impl MemoryKv {
     }
 
     /// Drops the expired entries of one shard, the next in turn; returns how many. Called
-    /// [`crate::sharded::SHARDS`] times as often as a whole pass would be, it does the same work while holding
-    /// one shard's lock, and taking the CPU, for a sixteenth of the time at once: a store of
+    /// [`crate::sharded::SHARDS`] times as often as a whole pass would be, it does the same
+    /// work, holding one shard's lock and a CPU for a sixteenth of the time at once: a store of
     /// hundreds of thousands of entries is never walked whole while requests wait.
     pub fn prune_expired_step(&self) -> usize {
         let shard = self.next_prune.fetch_add(1, Ordering::Relaxed);
