@@ -84,14 +84,14 @@ fn benches(c: &mut Criterion) {
         let lost = change(ChangeEvent::CardStatus { card_ref: card_ref(holders / 2), previous: Some(CardStatus::Normal), state: card(CardStatus::TemporaryLoss) });
         group.bench_with_input(BenchmarkId::new("apply_one_card_status", holders), &lost, |b, lost| {
             b.iter(|| match state.apply(black_box(lost)) {
-                Applied::State(next) => next,
+                Applied::State(next) => *next,
                 Applied::NeedsSnapshot => unreachable!("a card status applies in place"),
             });
         });
         let granted = change(ChangeEvent::ConsentGranted { consent: consent(holders + 1) });
         group.bench_with_input(BenchmarkId::new("apply_one_consent", holders), &granted, |b, granted| {
             b.iter(|| match state.apply(black_box(granted)) {
-                Applied::State(next) => next,
+                Applied::State(next) => *next,
                 Applied::NeedsSnapshot => unreachable!("a consent applies in place"),
             });
         });

@@ -15,7 +15,7 @@ use super::{Enforced, EnforcedApp};
 #[derive(Debug)]
 pub enum Applied {
     /// The new state (version moved to the last change's).
-    State(Enforced),
+    State(Box<Enforced>),
     /// A change cannot be applied in place: fetch the snapshot.
     NeedsSnapshot,
 }
@@ -65,6 +65,6 @@ impl Enforced {
             }
             snapshot.version = snapshot.version.max(change.version);
         }
-        Applied::State(Enforced::indexed(snapshot, apps, holders))
+        Applied::State(Box::new(Enforced::indexed(snapshot, apps, holders)))
     }
 }

@@ -223,7 +223,7 @@ impl Follower {
         match state.apply(&page.changes) {
             Applied::State(next) => {
                 let version = next.version();
-                self.state.store(next);
+                self.state.store(*next);
                 tracing::debug!(version, changes = page.changes.len(), "catalog changes applied");
                 Ok(())
             }
