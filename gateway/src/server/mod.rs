@@ -282,38 +282,22 @@ pub async fn stop_signal() {
 /// How often expired plugin state is deleted from the database.
 const KV_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-/// Deletes expired plugin state now and then, so the store holds only what is live.
-async fn prune_kv<F, Fut>(prune: F)
+/// Deletes expired plugin state every `period` with `prune` (which says how many entries went),
+/// so the store holds only what is live.
+async fn prune_kv<F, Fut, E>(period: Duration, prune: F)
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<u64, crate::capabilities::kv::KvBackendError>>,
+    Fut: std::future::Future<Output = Result<u64, E>>,
+    E: std::fmt::Display,
 {
-    let mut every = tokio::time::interval(KV_PRUNE_EVERY);
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
         match prune().await {
             Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired plugin state pruned"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune expired plugin state"),
-        }
-    }
-}
-
-/// Prunes the journaled store's expired entries one memory shard at a time, on the blocking
-/// pool, so that a whole pass takes [`KV_PRUNE_EVERY`]; the file loses them through the journal.
-/// Before, a request worker walked the whole store at once every minute (0.88 ms at 200 000
-/// entries), and the file's `DELETE … WHERE expires_at_ms <= now` scanned its whole table on
-/// the writer's connection (10.6 ms; `cargo bench -p onecard-gateway --bench plugin_state`).
-async fn prune_memory_kv(kv: JournaledKv) {
-    let mut every = tokio::time::interval(KV_PRUNE_EVERY / crate::sharded::SHARDS as u32);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let kv = kv.clone();
-        match tokio::task::spawn_blocking(move || kv.prune_expired_step()).await {
-            Ok(n) if n > 0 => tracing::debug!(deleted = n, "expired plugin state pruned"),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "pruning plugin state panicked"),
         }
     }
 }
@@ -340,13 +324,22 @@ async fn data_plane(
         None if onecard_catalog::store::database_url(&config.database).is_ok_and(|(_, b)| b == onecard_catalog::store::Backend::Sqlite) => {
             let file = sqlite_file_beside(&config.database);
             let kv = JournaledKv::open(&file).await.map_err(|e| anyhow::anyhow!("cannot open the plugin-state file {file}: {e}"))?;
-            tasks.push(tokio::spawn(prune_memory_kv(kv.clone())));
+            // One memory shard at a time, on the blocking pool, so that a whole pass takes
+            // KV_PRUNE_EVERY; the file loses the entries through the journal. Before, a request
+            // worker walked the whole store at once every minute (0.88 ms at 200 000 entries) and
+            // the file's `DELETE … WHERE expires_at_ms <= now` scanned its whole table on the
+            // writer's connection (10.6 ms; `cargo bench -p onecard-gateway --bench plugin_state`).
+            let pruned = kv.clone();
+            tasks.push(tokio::spawn(prune_kv(KV_PRUNE_EVERY / crate::sharded::SHARDS as u32, move || {
+                let kv = pruned.clone();
+                async move { tokio::task::spawn_blocking(move || kv.prune_expired_step() as u64).await }
+            })));
             Arc::new(kv)
         }
         None => {
             let kv = SqlKv::connect(&config.database).await.map_err(|e| anyhow::anyhow!("cannot open the database for plugin state: {e}"))?;
             let pruned = kv.clone();
-            tasks.push(tokio::spawn(prune_kv(move || {
+            tasks.push(tokio::spawn(prune_kv(KV_PRUNE_EVERY, move || {
                 let kv = pruned.clone();
                 async move { kv.prune_expired().await }
             })));

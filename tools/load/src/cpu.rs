@@ -9,6 +9,7 @@
 //! from a file each; a crate for it would be heavier than the reading.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Thread id → (thread name, on-CPU nanoseconds, times put on a CPU), for the server threads.
@@ -21,18 +22,43 @@ pub fn is_sqlite(comm: &str) -> bool {
     comm.starts_with("sqlx-sqlite")
 }
 
-/// The server threads of this process now: every thread but the load generator's (the `load`
-/// runtime's workers and the main thread, which schedules the open loop), as (id, name, its
-/// `/proc` directory). Empty where `/proc` does not tell.
-pub(crate) fn server_threads() -> Vec<(u32, String, std::path::PathBuf)> {
-    let me = std::process::id();
+/// The name of the load generator's threads: the `load` runtime's workers, and the system
+/// recorder's thread ([`crate::system`]).
+pub const GENERATOR_THREAD: &str = "load";
+
+/// Every thread of this process now, as (id, its `/proc` directory). Empty where `/proc` does
+/// not tell.
+pub(crate) fn threads() -> Vec<(u32, PathBuf)> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
-    tasks
-        .flatten()
-        .filter_map(|task| {
-            let tid = task.file_name().to_str()?.parse::<u32>().ok().filter(|tid| *tid != me)?;
-            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default().trim_end().to_string();
-            (comm != "load").then(|| (tid, comm, task.path()))
+    tasks.flatten().filter_map(|task| Some((task.file_name().to_str()?.parse::<u32>().ok()?, task.path()))).collect()
+}
+
+/// A thread's name, from its `/proc` directory (empty if unreadable).
+pub(crate) fn comm(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("comm")).unwrap_or_default().trim_end().to_string()
+}
+
+/// Whether a thread is the load generator's: named [`GENERATOR_THREAD`], or the main thread,
+/// which schedules the open loop.
+pub(crate) fn is_generator(tid: u32, comm: &str) -> bool {
+    tid == std::process::id() || comm == GENERATOR_THREAD
+}
+
+/// A `schedstat` file's three fields: nanoseconds on a CPU, nanoseconds runnable but waiting
+/// for one, and times put on one.
+pub(crate) fn schedstat(text: &str) -> Option<[u64; 3]> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// The server threads of this process now: every thread but the load generator's, as (id,
+/// name, its `/proc` directory). Empty where `/proc` does not tell.
+pub(crate) fn server_threads() -> Vec<(u32, String, PathBuf)> {
+    threads()
+        .into_iter()
+        .filter_map(|(tid, dir)| {
+            let comm = comm(&dir);
+            (!is_generator(tid, &comm)).then_some((tid, comm, dir))
         })
         .collect()
 }
@@ -43,10 +69,7 @@ pub fn sample() -> Sample {
     let threads = server_threads()
         .into_iter()
         .filter_map(|(tid, comm, dir)| {
-            let stat = std::fs::read_to_string(dir.join("schedstat")).ok()?;
-            let mut fields = stat.split_whitespace().map(|f| f.parse::<u64>().ok());
-            let on_cpu = fields.next()??;
-            let runs = fields.nth(1)??;
+            let [on_cpu, _, runs] = schedstat(&std::fs::read_to_string(dir.join("schedstat")).ok()?)?;
             Some((tid, (comm, on_cpu, runs)))
         })
         .collect();

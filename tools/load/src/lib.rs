@@ -165,7 +165,7 @@ fn write_timeline(path: &std::path::Path, timeline: &[drive::Timed]) -> anyhow::
 pub fn run(options: &Options) -> anyhow::Result<Report> {
     options.validate()?;
     let servers = runtime("server")?;
-    let clients = runtime("load")?;
+    let clients = runtime(cpu::GENERATOR_THREAD)?;
     eprintln!("starting the full gateway (test city) and the native baseline…");
     let full = servers.block_on(FullTarget::start()).context("starting the full gateway")?;
     let (channels, issuer_keys) = servers.block_on(full.keys())?;

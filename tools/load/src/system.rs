@@ -20,15 +20,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::cpu::is_sqlite;
+use crate::cpu::{GENERATOR_THREAD, comm, is_generator, is_sqlite, schedstat, threads};
 
 /// Time between two rows: short enough to place a stall of tens of milliseconds, long enough
 /// that reading ~30 `schedstat` files costs well under 1 % of a core.
 pub const EVERY: Duration = Duration::from_millis(10);
-
-/// The name of the recorder's thread: the load generator's, so that [`crate::cpu`] does not
-/// count it as server time.
-const THREAD_NAME: &str = "load";
 
 /// The CSV's columns after `t_us` (the row's time from the open loop's start, negative before it).
 const COLUMNS: [&str; 19] = [
@@ -72,7 +68,8 @@ pub struct Recorder {
 pub fn record() -> anyhow::Result<Recorder> {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = Arc::clone(&stop);
-    let thread = std::thread::Builder::new().name(THREAD_NAME.into()).spawn(move || {
+    // Named as the generator's threads are, so that [`crate::cpu`] does not count it as a server's.
+    let thread = std::thread::Builder::new().name(GENERATOR_THREAD.into()).spawn(move || {
         let mut counters = Counters::default();
         counters.read();
         let mut rows = Vec::new();
@@ -146,7 +143,7 @@ impl Counters {
         }
         let alive = self.refresh_threads();
         for thread in self.threads.values_mut() {
-            if let Some(now) = read_fields::<3>(&thread.schedstat) {
+            if let Some(now) = read_schedstat(&thread.schedstat) {
                 let at = thread.group as usize;
                 out[at] += now[0].saturating_sub(thread.last[0]) / 1_000;
                 out[at + 1] += now[1].saturating_sub(thread.last[1]) / 1_000;
@@ -161,26 +158,22 @@ impl Counters {
     /// Opens the `schedstat` of threads started since the last read (their fields count from
     /// zero), forgets those that ended; returns how many are alive.
     fn refresh_threads(&mut self) -> usize {
-        let me = std::process::id();
-        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-        let alive: Vec<u32> = tasks.flatten().filter_map(|t| t.file_name().to_str()?.parse().ok()).collect();
-        self.threads.retain(|tid, _| alive.contains(tid));
-        for &tid in &alive {
-            if self.threads.contains_key(&tid) {
+        let alive = threads();
+        self.threads.retain(|tid, _| alive.iter().any(|(t, _)| t == tid));
+        for (tid, dir) in &alive {
+            if self.threads.contains_key(tid) {
                 continue;
             }
-            let dir = format!("/proc/self/task/{tid}");
-            let comm = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
-            let comm = comm.trim_end();
-            let group = if tid == me || comm == THREAD_NAME {
+            let comm = comm(dir);
+            let group = if is_generator(*tid, &comm) {
                 Group::Load
-            } else if is_sqlite(comm) {
+            } else if is_sqlite(&comm) {
                 Group::Sqlite
             } else {
                 Group::Server
             };
-            if let Ok(schedstat) = File::open(format!("{dir}/schedstat")) {
-                self.threads.insert(tid, Thread { group, schedstat, last: [0; 3] });
+            if let Ok(schedstat) = File::open(dir.join("schedstat")) {
+                self.threads.insert(*tid, Thread { group, schedstat, last: [0; 3] });
             }
         }
         alive.len()
@@ -213,18 +206,12 @@ fn system_counters() -> [u64; 9] {
     out
 }
 
-/// The first `N` numbers of a small `/proc` file, read again from its start (kept open: no
-/// path lookup per read).
-fn read_fields<const N: usize>(mut file: &File) -> Option<[u64; N]> {
+/// A `schedstat` file's fields, read again from its start (kept open: no path lookup per read).
+fn read_schedstat(mut file: &File) -> Option<[u64; 3]> {
     let mut buf = [0u8; 128];
     file.seek(SeekFrom::Start(0)).ok()?;
     let n = file.read(&mut buf).ok()?;
-    let mut fields = std::str::from_utf8(&buf[..n]).ok()?.split_whitespace().map(|f| f.parse::<u64>().ok());
-    let mut out = [0; N];
-    for slot in &mut out {
-        *slot = fields.next()??;
-    }
-    Some(out)
+    schedstat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 #[cfg(test)]
@@ -238,7 +225,7 @@ mod tests {
         }
         let recorder = record().unwrap();
         // A server-group thread spinning for 50 ms of its own CPU time.
-        let own = || read_fields::<1>(&File::open("/proc/thread-self/schedstat").unwrap()).unwrap()[0];
+        let own = || read_schedstat(&File::open("/proc/thread-self/schedstat").unwrap()).unwrap()[0];
         std::thread::Builder::new()
             .name("server".into())
             .spawn(move || {
