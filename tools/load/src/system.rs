@@ -8,8 +8,10 @@
 //! 10 ms), `/proc/pressure/*` (µs during which some or all tasks stalled on a resource),
 //! `/proc/self/stat` (page faults) and each thread's `schedstat` (on-CPU time, time runnable
 //! but waiting for a CPU, times put on a CPU), summed over three groups: the servers, SQLite's
-//! workers, and the load generator (with this recorder's own thread). A row holds what each
-//! counter added since the row before. Where a file is missing, its columns stay 0.
+//! workers, and the load generator (with this recorder's own thread); and the bytes SQLite's
+//! workers wrote (each thread's `io`, `wchar`), where a WAL checkpoint shows as megabytes in one
+//! row against the kilobytes of a commit. A row holds what each counter added since the row
+//! before. Where a file is missing, its columns stay 0.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,7 +29,7 @@ use crate::cpu::{GENERATOR_THREAD, comm, is_generator, is_sqlite, schedstat, thr
 pub const EVERY: Duration = Duration::from_millis(10);
 
 /// The CSV's columns after `t_us` (the row's time from the open loop's start, negative before it).
-const COLUMNS: [&str; 19] = [
+const COLUMNS: [&str; 20] = [
     "steal_ms",
     "iowait_ms",
     "idle_ms",
@@ -46,6 +48,7 @@ const COLUMNS: [&str; 19] = [
     "load_cpu_us",
     "load_wait_us",
     "load_runs",
+    "sqlite_write_kb",
     "threads",
 ];
 
@@ -117,12 +120,17 @@ enum Group {
     Load = 15,
 }
 
-/// A known thread: its group, its open `schedstat` and the three fields as last read.
+/// The column of the bytes SQLite's workers wrote.
+const SQLITE_WRITE: usize = 18;
+
+/// A known thread: its group, its open `schedstat` and the three fields as last read; for
+/// SQLite's workers also its open `io` and the bytes written as last read.
 #[derive(Debug)]
 struct Thread {
     group: Group,
     schedstat: File,
     last: [u64; 3],
+    io: Option<(File, u64)>,
 }
 
 /// The cumulative counters as last read.
@@ -150,13 +158,19 @@ impl Counters {
                 out[at + 2] += now[2].saturating_sub(thread.last[2]);
                 thread.last = now;
             }
+            if let Some((file, last)) = &mut thread.io
+                && let Some(now) = read_wchar(file)
+            {
+                out[SQLITE_WRITE] += now.saturating_sub(*last) / 1_024;
+                *last = now;
+            }
         }
         out[COLUMNS.len() - 1] = alive as u64;
         out
     }
 
-    /// Opens the `schedstat` of threads started since the last read (their fields count from
-    /// zero), forgets those that ended; returns how many are alive.
+    /// Opens the `schedstat` (and `io`) of threads started since the last read (their fields
+    /// count from zero), forgets those that ended; returns how many are alive.
     fn refresh_threads(&mut self) -> usize {
         let alive = threads();
         self.threads.retain(|tid, _| alive.iter().any(|(t, _)| t == tid));
@@ -173,7 +187,8 @@ impl Counters {
                 Group::Server
             };
             if let Ok(schedstat) = File::open(dir.join("schedstat")) {
-                self.threads.insert(*tid, Thread { group, schedstat, last: [0; 3] });
+                let io = matches!(group, Group::Sqlite).then(|| File::open(dir.join("io")).ok()).flatten().map(|f| (f, 0));
+                self.threads.insert(*tid, Thread { group, schedstat, last: [0; 3], io });
             }
         }
         alive.len()
@@ -214,6 +229,15 @@ fn read_schedstat(mut file: &File) -> Option<[u64; 3]> {
     schedstat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
+/// The `wchar` field of a thread's `io` file (bytes passed to `write` and its kin), read again
+/// from its start.
+fn read_wchar(mut file: &File) -> Option<u64> {
+    let mut buf = [0u8; 512];
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let n = file.read(&mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +272,35 @@ mod tests {
         assert_eq!(lines.len(), rows.len() + 1);
         assert!(lines[1].starts_with('-'), "a row before the origin has a negative time: {}", lines[1]);
         assert!(lines[2].starts_with("0,"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn sqlite_workers_writes_are_counted() {
+        if !std::path::Path::new("/proc/thread-self/io").exists() {
+            return;
+        }
+        let mut counters = Counters::default();
+        counters.read();
+        // A thread named as sqlx's SQLite workers are writes 1 MiB, then waits, alive, until
+        // the counters were read.
+        let (wrote, written) = std::sync::mpsc::channel();
+        let (read, done) = std::sync::mpsc::channel::<()>();
+        let file = tempfile::tempfile().unwrap();
+        let worker = std::thread::Builder::new()
+            .name("sqlx-sqlite-worker-0".into())
+            .spawn(move || {
+                for _ in 0..16 {
+                    std::io::Write::write_all(&mut &file, &[7u8; 65_536]).unwrap();
+                }
+                wrote.send(()).unwrap();
+                let _ = done.recv();
+            })
+            .unwrap();
+        written.recv().unwrap();
+        let row = counters.read();
+        read.send(()).unwrap();
+        worker.join().unwrap();
+        assert!((1_024..1_100).contains(&row[SQLITE_WRITE]), "SQLite's workers wrote {} KiB", row[SQLITE_WRITE]);
+        assert_eq!(counters.read()[SQLITE_WRITE], 0, "nothing more was written");
     }
 }
