@@ -92,6 +92,8 @@ pub struct Measured {
     pub server_cpu: Option<Duration>,
     /// Of which in SQLite's worker threads.
     pub sqlite_cpu: Option<Duration>,
+    /// The share of the machine's CPU time the host took during the phase (steal), 0–1.
+    pub steal: Option<f64>,
     /// Open loop only: each request's times, in the order sent (`--timeline`).
     pub timeline: Vec<Timed>,
     /// Open loop only: when its timetable started (the origin of `timeline`'s times).
@@ -213,7 +215,7 @@ pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connect
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
     let second_half = second_half(&done, start, start + elapsed);
-    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, timeline: Vec::new(), timeline_origin: None })
+    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None })
 }
 
 /// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
@@ -254,7 +256,7 @@ pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared
         anyhow::Ok(())
     })?;
     let second_half = second_half(&allowed, start, last);
-    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, timeline, timeline_origin: Some(start) })
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline, timeline_origin: Some(start) })
 }
 
 /// How many of `done` fall in the second half of `[start, end]`, and that half's length.
@@ -290,7 +292,7 @@ mod tests {
             tally.add(Ok(()));
         }
         tally.add(Err(("X".into(), "x".into())));
-        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None, timeline: Vec::new(), timeline_origin: None };
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None };
         assert!((m.throughput() - 5.0).abs() < 1e-9);
         assert!((m.sustained() - 3.0).abs() < 1e-9);
         assert_eq!(m.cpu_per_request(), Some(Duration::from_millis(5) / 11));

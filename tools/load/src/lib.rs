@@ -105,8 +105,15 @@ impl Bench {
         eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
         let requests = self.prepare(target, pool)?;
         eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
+        let recorder = options.timeline.is_some().then(system::record).transpose()?;
+        let started = std::time::Instant::now();
         let measured = measure(options, || self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase())))?;
+        let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
+        if let (Some(dir), Some(rows)) = (&options.timeline, system) {
+            let path = dir.join(format!("{}-closed-system.csv", target.name()));
+            std::fs::write(&path, system::csv(&rows, started)).with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(measured)
     }
 
@@ -143,11 +150,15 @@ impl Bench {
 /// servers' CPU time over the phase.
 fn measure(options: &Options, phase: impl FnOnce() -> anyhow::Result<Measured>) -> anyhow::Result<Measured> {
     priority::lower_servers(options.server_nice)?;
-    let before = cpu::sample();
+    let (before, machine_before) = (cpu::sample(), system::cpu_and_steal());
     let mut measured = phase()?;
-    let after = cpu::sample();
+    let (after, machine_after) = (cpu::sample(), system::cpu_and_steal());
     measured.server_cpu = after.since(&before);
     measured.sqlite_cpu = after.since_where(&before, cpu::is_sqlite);
+    if let (Some((cpu0, steal0)), Some((cpu1, steal1))) = (machine_before, machine_after) {
+        let cpu = cpu1.saturating_sub(cpu0);
+        measured.steal = (!cpu.is_zero()).then(|| steal1.saturating_sub(steal0).as_secs_f64() / cpu.as_secs_f64());
+    }
     Ok(measured)
 }
 

@@ -11,6 +11,10 @@ pub const GOAL_RATIO: f64 = 0.5;
 /// The goal: p99 at half of the full path's peak, at most this many microseconds.
 pub const GOAL_P99_US: u64 = 5_000;
 
+/// A phase during which the host took at least this share of the machine's CPU time (steal) is
+/// named under the table: its figures measured a smaller, slower machine.
+pub const DISTURBED_STEAL: f64 = 0.01;
+
 /// Which server a row measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -82,6 +86,11 @@ impl Report {
         (native > 0.0).then(|| full / native)
     }
 
+    /// The phases during which the host took at least [`DISTURBED_STEAL`] of the machine.
+    pub fn disturbed(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.measured.steal.is_some_and(|s| s >= DISTURBED_STEAL))
+    }
+
     /// The full path's open-loop p99, µs.
     pub fn full_open_p99_us(&self) -> Option<u64> {
         Row::find(&self.rows, Target::Full, false).map(|r| r.measured.latency.value_at_quantile(0.99))
@@ -90,8 +99,8 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "| target | mode | offered | requests | throughput (req/s) | 2nd half (req/s) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | server CPU/req (µs) | of which SQLite (µs) | errors |")?;
-        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(f, "| target | mode | offered | requests | throughput (req/s) | 2nd half (req/s) | p50 (ms) | p99 (ms) | p99.9 (ms) | max (ms) | server CPU/req (µs) | of which SQLite (µs) | steal (%) | errors |")?;
+        writeln!(f, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for row in &self.rows {
             let m = &row.measured;
             let (mode, offered) = match row.mode {
@@ -105,10 +114,11 @@ impl fmt::Display for Report {
             };
             let micros = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |c| c.as_micros().to_string());
             let (cpu, sqlite) = (micros(m.cpu_per_request()), micros(m.sqlite_per_request()));
+            let steal = m.steal.map_or("-".to_string(), |s| format!("{:.1}", s * 100.0));
             let exhausted = if m.exhausted { " (requests ran out)" } else { "" };
             writeln!(
                 f,
-                "| {} | {mode} | {offered} | {}{exhausted} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu} | {sqlite} | {errors} |",
+                "| {} | {mode} | {offered} | {}{exhausted} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {cpu} | {sqlite} | {steal} | {errors} |",
                 row.target.name(),
                 m.sent,
                 m.throughput(),
@@ -118,6 +128,14 @@ impl fmt::Display for Report {
                 row.ms(0.999),
                 m.latency.max() as f64 / 1000.0,
             )?;
+        }
+        for row in self.disturbed() {
+            let mode = match row.mode {
+                Mode::Closed(_) => "closed loop",
+                Mode::Open(_) => "open loop",
+            };
+            let steal = row.measured.steal.unwrap_or(0.0) * 100.0;
+            writeln!(f, "\nthe host took {steal:.1} % of the machine's CPU time during the {} {mode} (steal): that phase measured a smaller machine", row.target.name())?;
         }
         if let Some(ratio) = self.ratio() {
             let verdict = if ratio >= GOAL_RATIO { "met" } else { "NOT met" };
@@ -145,7 +163,7 @@ mod tests {
         }
         let tally = Tally { allowed, ..Tally::default() };
         let second_half = (allowed / 2, Duration::from_secs(secs) / 2);
-        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, timeline: Vec::new(), timeline_origin: None } }
+        Row { target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None } }
     }
 
     #[test]
@@ -171,5 +189,18 @@ mod tests {
         let report = Report { rows: vec![row(Target::Full, Mode::Closed(1), 10, 1, 100)] };
         assert_eq!(report.ratio(), None);
         assert!(!report.to_string().contains("full / native"));
+    }
+
+    #[test]
+    fn phases_the_host_took_cpu_from_are_named() {
+        let mut open = row(Target::Native, Mode::Open(150), 1500, 10, 4000);
+        open.measured.steal = Some(0.123);
+        let mut closed = row(Target::Full, Mode::Closed(32), 3000, 10, 9000);
+        closed.measured.steal = Some(0.009);
+        let report = Report { rows: vec![closed, open, row(Target::Full, Mode::Open(150), 1500, 10, 4000)] };
+        let text = report.to_string();
+        assert_eq!(report.disturbed().count(), 1, "under 1 % is not a disturbance");
+        assert!(text.contains("the host took 12.3 % of the machine's CPU time during the native open loop (steal)"), "{text}");
+        assert!(text.contains("| 0.9 | 0 |") && text.contains("| 12.3 | 0 |") && text.contains("| - | 0 |"), "{text}");
     }
 }

@@ -195,14 +195,30 @@ impl Counters {
     }
 }
 
+/// The machine's CPU time so far, ms, all CPUs together: `[user, nice, system, idle, iowait,
+/// irq, softirq, steal]` (`/proc/stat`'s first line, in ticks of 10 ms: USER_HZ is 100).
+fn machine_cpu_ms() -> Option<[u64; 8]> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut fields = stat.lines().next()?.split_whitespace().skip(1).map(|f| f.parse::<u64>().ok().map(|t| t * 10));
+    let mut out = [0; 8];
+    for slot in &mut out {
+        *slot = fields.next().flatten()?;
+    }
+    Some(out)
+}
+
+/// The machine's CPU time so far (all CPUs) and how much of it the host took (steal): a phase
+/// during which the host took a share of the VM's CPUs measured a smaller machine.
+pub fn cpu_and_steal() -> Option<(Duration, Duration)> {
+    let ms = machine_cpu_ms()?;
+    Some((Duration::from_millis(ms.iter().sum()), Duration::from_millis(ms[7])))
+}
+
 /// The machine's and the process's counters, in [`COLUMNS`]' order (ms, µs, faults).
 fn system_counters() -> [u64; 9] {
     let mut out = [0; 9];
-    // cpu  user nice system idle iowait irq softirq steal …, in ticks of 10 ms (USER_HZ 100).
-    if let Some(cpu) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| s.lines().next().map(str::to_owned)) {
-        let ticks: Vec<u64> = cpu.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
-        let tick = |i: usize| ticks.get(i).copied().unwrap_or(0) * 10;
-        (out[0], out[1], out[2]) = (tick(7), tick(4), tick(3));
+    if let Some(ms) = machine_cpu_ms() {
+        (out[0], out[1], out[2]) = (ms[7], ms[4], ms[3]);
     }
     let pressure = |resource: &str, kind: &str| -> u64 {
         let text = std::fs::read_to_string(format!("/proc/pressure/{resource}")).unwrap_or_default();

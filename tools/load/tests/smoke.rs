@@ -46,6 +46,16 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
         assert_eq!(rows.len(), 20, "{target}");
         assert_eq!(rows[1][0], 50_000, "{target}: 20 req/s leave every 50 ms");
         assert!(rows.iter().all(|[_, latency, late]| 0 < *late && late <= latency), "{target}: {rows:?}");
+        // And what the machine did every 10 ms of each measured loop (the closed loop here may
+        // run out of its 200 prepared requests well before its second).
+        for (phase, rows) in [("system", 50), ("closed-system", 1)] {
+            let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-{phase}.csv"))).expect("system timeline written");
+            assert!(csv.starts_with("t_us,steal_ms,"), "{target}-{phase}");
+            assert!(csv.lines().count() > rows, "{target}-{phase}: a row every 10 ms of the loop");
+        }
+    }
+    if std::path::Path::new("/proc/stat").exists() {
+        assert!(report.rows.iter().all(|r| r.measured.steal.is_some_and(|s| (0.0..=1.0).contains(&s))), "every phase knows the host's share");
     }
 }
 
