@@ -129,13 +129,16 @@ impl fmt::Display for Report {
                 m.latency.max() as f64 / 1000.0,
             )?;
         }
+        if self.disturbed().next().is_some() {
+            writeln!(f)?;
+        }
         for row in self.disturbed() {
             let mode = match row.mode {
                 Mode::Closed(_) => "closed loop",
                 Mode::Open(_) => "open loop",
             };
             let steal = row.measured.steal.unwrap_or(0.0) * 100.0;
-            writeln!(f, "\nthe host took {steal:.1} % of the machine's CPU time during the {} {mode} (steal): that phase measured a smaller machine", row.target.name())?;
+            writeln!(f, "the host took {steal:.1} % of the machine's CPU time during the {} {mode} (steal): that phase measured a smaller machine", row.target.name())?;
         }
         if let Some(ratio) = self.ratio() {
             let verdict = if ratio >= GOAL_RATIO { "met" } else { "NOT met" };
