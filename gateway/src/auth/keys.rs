@@ -6,7 +6,9 @@
 //! `ecdsa`'s codec), `hmac` with `sha2` / `sm3` (HMAC-SHA256, HMAC-SM3; tags compared in constant
 //! time). Private material is zeroized on drop and never printed by `Debug`.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::RwLock;
 
 use base64::Engine as _;
 use ed25519_dalek::{Signer as _, Verifier as _};
@@ -294,9 +296,41 @@ pub enum VerifyingKey {
     HmacSm3(SecretBytes),
 }
 
+/// Public keys already read, per algorithm (Ed25519, SM2), by their base64 text. Reading one is
+/// a curve-point decompression (a field inversion and a square root): for Ed25519 about as
+/// long as a fifth of the signature check itself, and every request names a channel key and an
+/// issuer key that the catalog rarely changes. A key is a pure function of its text, so a
+/// remembered one is the key a fresh read would give; keys the catalog dropped stay here but
+/// are never asked for. Bounded: past [`PARSED_KEYS_MAX`] per algorithm, keys are read every
+/// time and not remembered. Invalid keys are never remembered.
+static PARSED_KEYS: [std::sync::LazyLock<RwLock<HashMap<String, VerifyingKey>>>; 2] =
+    [std::sync::LazyLock::new(Default::default), std::sync::LazyLock::new(Default::default)];
+/// Public keys remembered per algorithm, at most: far more than a province's channels and
+/// issuers.
+const PARSED_KEYS_MAX: usize = 4_096;
+
 impl VerifyingKey {
-    /// Reads an asymmetric public key (base64, the catalog's form).
+    /// Reads an asymmetric public key (base64, the catalog's form); a key read before is
+    /// remembered ([`PARSED_KEYS`]).
     pub fn from_public_base64(algorithm: KeyAlgorithm, public_key: &str) -> Result<VerifyingKey, KeyError> {
+        let public_key = public_key.trim();
+        let parsed = match algorithm {
+            KeyAlgorithm::Ed25519 => &PARSED_KEYS[0],
+            KeyAlgorithm::Sm2 => &PARSED_KEYS[1],
+            KeyAlgorithm::HmacSha256 | KeyAlgorithm::HmacSm3 => return Self::read_public_base64(algorithm, public_key),
+        };
+        if let Some(key) = parsed.read().unwrap_or_else(|p| p.into_inner()).get(public_key) {
+            return Ok(key.clone());
+        }
+        let key = Self::read_public_base64(algorithm, public_key)?;
+        let mut parsed = parsed.write().unwrap_or_else(|p| p.into_inner());
+        if parsed.len() < PARSED_KEYS_MAX {
+            parsed.insert(public_key.to_string(), key.clone());
+        }
+        Ok(key)
+    }
+
+    fn read_public_base64(algorithm: KeyAlgorithm, public_key: &str) -> Result<VerifyingKey, KeyError> {
         let bytes = b64().decode(public_key.trim()).map_err(|_| KeyError::Base64("public_key"))?;
         match algorithm {
             KeyAlgorithm::Ed25519 => {
@@ -443,6 +477,27 @@ mod tests {
             assert!(vk.verify(b"m", &key.sign(b"m")));
         }
         assert!(SigningKey::generate(KeyAlgorithm::HmacSm3).public_key_base64().is_none());
+    }
+
+    /// A key read twice is remembered once and checks the same signatures; its text is not a
+    /// key of the other algorithm for being remembered; a bad key is refused every time.
+    #[test]
+    fn public_keys_read_before_are_remembered_per_algorithm() {
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519);
+        let public = key.public_key_base64().expect("asymmetric");
+        let first = VerifyingKey::from_public_base64(KeyAlgorithm::Ed25519, &public).expect("decodes");
+        assert!(PARSED_KEYS[0].read().unwrap().contains_key(&public));
+        let again = VerifyingKey::from_public_base64(KeyAlgorithm::Ed25519, &format!(" {public}\n")).expect("remembered");
+        let (VerifyingKey::Ed25519(a), VerifyingKey::Ed25519(b)) = (&first, &again) else { panic!("Ed25519 keys") };
+        assert_eq!(a, b);
+        assert!(again.verify(b"m", &key.sign(b"m")));
+        assert!(!PARSED_KEYS[1].read().unwrap().contains_key(&public));
+        assert!(matches!(VerifyingKey::from_public_base64(KeyAlgorithm::Sm2, &public), Err(KeyError::Invalid { .. })));
+        let bad = b64().encode([4u8; 65]);
+        for _ in 0..2 {
+            assert!(matches!(VerifyingKey::from_public_base64(KeyAlgorithm::Sm2, &bad), Err(KeyError::Invalid { .. })));
+        }
+        assert!(!PARSED_KEYS[1].read().unwrap().contains_key(&bad), "a bad key is not remembered");
     }
 
     #[test]
