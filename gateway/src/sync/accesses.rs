@@ -13,13 +13,17 @@ use super::CatalogSource;
 
 /// Accesses waiting to be reported, at most.
 const QUEUE: usize = 65_536;
-/// Largest batch sent at once.
-const BATCH: usize = 500;
+/// Largest batch sent at once: more than [`LINGER`] gathers at thousands of reads a second.
+const BATCH: usize = 4096;
 /// How long the reporter gathers more accesses after the first of a batch. Each report is one
 /// transaction (and, on SQLite, one `fsync`) in the catalog: without lingering, a steady
-/// trickle of requests writes one transaction per access. A holder sees the access this much
-/// later, which nobody notices.
-const LINGER: Duration = Duration::from_millis(50);
+/// trickle of requests writes one transaction per access. In `onecard serve` each commit also
+/// empties the page cache of the audit writer's connection to the same file (SQLite drops a
+/// connection's cache when another changed the file), so fewer, larger reports cost less:
+/// under `onecard-load`, 200 ms instead of 50 took SQLite's CPU per admission from 55–64 µs to
+/// 48 (docs/PERFORMANCE.md, session 12). A holder sees the access this much later, which
+/// nobody notices.
+const LINGER: Duration = Duration::from_millis(200);
 
 /// The access log's queue is full: the access cannot be recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +86,7 @@ async fn report(source: Arc<dyn CatalogSource>, gateway_id: String, mut rx: mpsc
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         // Sleep rather than wait on the queue, so that the accesses arriving meanwhile do not
         // wake this task one by one; then take what came.
-        if !jobs.iter().any(|j| matches!(j, Job::Flush(_))) {
+        if jobs.len() < BATCH && !jobs.iter().any(|j| matches!(j, Job::Flush(_))) {
             tokio::time::sleep(LINGER).await;
             while jobs.len() < BATCH {
                 match rx.try_recv() {
