@@ -297,9 +297,9 @@ pub enum VerifyingKey {
 }
 
 /// Public keys already read, per algorithm (Ed25519, SM2), by their base64 text. Reading one is
-/// a curve-point decompression (a field inversion and a square root): for Ed25519 about as
-/// long as a fifth of the signature check itself, and every request names a channel key and an
-/// issuer key that the catalog rarely changes. A key is a pure function of its text, so a
+/// a curve-point decompression (a field inversion and a square root): for Ed25519 about a
+/// tenth of the signature check's own instructions (callgrind, docs/PERFORMANCE.md), and every
+/// request names a channel key and an issuer key that the catalog rarely changes. A key is a pure function of its text, so a
 /// remembered one is the key a fresh read would give; keys the catalog dropped stay here but
 /// are never asked for. Bounded: past [`PARSED_KEYS_MAX`] per algorithm, keys are read every
 /// time and not remembered. Invalid keys are never remembered.
@@ -331,7 +331,7 @@ impl VerifyingKey {
     }
 
     fn read_public_base64(algorithm: KeyAlgorithm, public_key: &str) -> Result<VerifyingKey, KeyError> {
-        let bytes = b64().decode(public_key.trim()).map_err(|_| KeyError::Base64("public_key"))?;
+        let bytes = b64().decode(public_key).map_err(|_| KeyError::Base64("public_key"))?;
         match algorithm {
             KeyAlgorithm::Ed25519 => {
                 let point: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Invalid {

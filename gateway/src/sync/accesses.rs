@@ -21,7 +21,7 @@ const BATCH: usize = 4096;
 /// empties the page cache of the audit writer's connection to the same file (SQLite drops a
 /// connection's cache when another changed the file), so fewer, larger reports cost less:
 /// under `onecard-load`, 200 ms instead of 50 took SQLite's CPU per admission from 55–64 µs to
-/// 48 (docs/PERFORMANCE.md, session 12). A holder sees the access this much later, which
+/// 41–48 (docs/PERFORMANCE.md, session 12). A holder sees the access this much later, which
 /// nobody notices.
 const LINGER: Duration = Duration::from_millis(200);
 

@@ -115,10 +115,7 @@ impl Bench {
         let measured = measure(options, || self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase())))?;
         let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
-        if let (Some(dir), Some(rows)) = (&options.timeline, system) {
-            let path = dir.join(format!("{}-closed-system.csv", target.name()));
-            std::fs::write(&path, system::csv(&rows, started)).with_context(|| format!("writing {}", path.display()))?;
-        }
+        write_system(options, &format!("{}-closed-system.csv", target.name()), system, Some(started))?;
         Ok(measured)
     }
 
@@ -140,10 +137,7 @@ impl Bench {
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
             write_timeline(&dir.join(format!("{}-open.csv", target.name())), &measured.timeline)?;
-            if let (Some(rows), Some(origin)) = (system, measured.timeline_origin) {
-                let path = dir.join(format!("{}-system.csv", target.name()));
-                std::fs::write(&path, system::csv(&rows, origin)).with_context(|| format!("writing {}", path.display()))?;
-            }
+            write_system(options, &format!("{}-system.csv", target.name()), system, measured.timeline_origin)?;
         }
         Ok(measured)
     }
@@ -165,6 +159,15 @@ fn measure(options: &Options, phase: impl FnOnce() -> anyhow::Result<Measured>) 
         measured.steal = (!cpu.is_zero()).then(|| steal1.saturating_sub(steal0).as_secs_f64() / cpu.as_secs_f64());
     }
     Ok(measured)
+}
+
+/// Writes a phase's system timeline to `--timeline`'s `name`, its times from `origin`.
+fn write_system(options: &Options, name: &str, rows: Option<Vec<system::Row>>, origin: Option<std::time::Instant>) -> anyhow::Result<()> {
+    if let (Some(dir), Some(rows), Some(origin)) = (&options.timeline, rows, origin) {
+        let path = dir.join(name);
+        std::fs::write(&path, system::csv(&rows, origin)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Writes an open loop's requests as CSV: `scheduled_us,latency_us,start_delay_us`.
