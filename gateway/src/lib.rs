@@ -19,3 +19,13 @@ pub mod server;
 pub mod sharded;
 pub mod sync;
 pub mod filing;
+
+/// The allocator every onecard binary declares (`#[global_allocator]`), so that the load tool
+/// measures the gateway with the allocator it runs with. mimalloc rather than glibc's: a
+/// request allocates and frees many small buffers, some freed on another thread than the one
+/// that made them (audit and access records), and glibc's allocator held 11.5 % of the server
+/// threads' CPU samples in a full closed loop, a quarter of that consolidating and unlinking
+/// chunks. With mimalloc, `request_path` used 15–20 % less server CPU per entry on both the
+/// full path and the native baseline (docs/PERFORMANCE.md, session 13). SQLite's own
+/// allocations still go to glibc's.
+pub use mimalloc::MiMalloc as Allocator;

@@ -1,4 +1,7 @@
 //! The `onecard` binary.
+#[global_allocator]
+static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
+
 use clap::Parser;
 
 #[tokio::main]

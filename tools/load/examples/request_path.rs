@@ -19,6 +19,9 @@
 //! With `pause`, it waits for a line on stdin before the measured entries, for profilers that
 //! attach to a running process (`perf record -p PID`).
 
+#[global_allocator]
+static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;

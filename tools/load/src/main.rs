@@ -1,6 +1,9 @@
 //! The `onecard-load` binary: parses the options, runs the load test, prints the table.
 #![forbid(unsafe_code)]
 
+#[global_allocator]
+static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
+
 use clap::Parser;
 use onecard_load::{Options, OptionsError};
 
