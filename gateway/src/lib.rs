@@ -25,7 +25,7 @@ pub mod filing;
 /// request allocates and frees many small buffers, some freed on another thread than the one
 /// that made them (audit and access records), and glibc's allocator held 11.5 % of the server
 /// threads' CPU samples in a full closed loop, a quarter of that consolidating and unlinking
-/// chunks. With mimalloc, `request_path` used 15–20 % less server CPU per entry on both the
-/// full path and the native baseline (docs/PERFORMANCE.md, session 13). SQLite's own
-/// allocations still go to glibc's.
+/// chunks. With mimalloc 2, `request_path` used 15 % less server CPU per entry on the full path
+/// and 13 % less on the native baseline, on average over five runs (docs/PERFORMANCE.md,
+/// session 13). SQLite's own allocations still go to glibc's.
 pub use mimalloc::MiMalloc as Allocator;
