@@ -1,8 +1,8 @@
 //! The `onecard` binary.
+use clap::Parser;
+
 #[global_allocator]
 static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
-
-use clap::Parser;
 
 #[tokio::main]
 async fn main() {

@@ -19,9 +19,6 @@
 //! With `pause`, it waits for a line on stdin before the measured entries, for profilers that
 //! attach to a running process (`perf record -p PID`).
 
-#[global_allocator]
-static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
-
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -29,6 +26,9 @@ use onecard_load::{cpu, drive};
 use onecard_load::full::{self, FullTarget};
 use onecard_load::native::NativeServer;
 use onecard_load::requests::{PATH, Prepared};
+
+#[global_allocator]
+static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
 
 /// Entries sent before counting starts: connections, lazy statics, first compiled paths.
 const WARMUP: usize = 50;

@@ -1,11 +1,11 @@
 //! The `onecard-load` binary: parses the options, runs the load test, prints the table.
 #![forbid(unsafe_code)]
 
-#[global_allocator]
-static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
-
 use clap::Parser;
 use onecard_load::{Options, OptionsError};
+
+#[global_allocator]
+static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
 
 /// Drives the parks entry action with fresh signed requests and card tokens through the full
 /// gateway and a native baseline, and prints throughput and latency percentiles. Build with
