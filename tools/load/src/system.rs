@@ -237,21 +237,22 @@ fn system_counters() -> [u64; 9] {
     out
 }
 
-/// A `schedstat` file's fields, read again from its start (kept open: no path lookup per read).
-fn read_schedstat(mut file: &File) -> Option<[u64; 3]> {
-    let mut buf = [0u8; 128];
+/// A kept-open `/proc` file's text, read again from its start into `buf` (no path lookup per
+/// read).
+fn reread<'a>(mut file: &File, buf: &'a mut [u8]) -> Option<&'a str> {
     file.seek(SeekFrom::Start(0)).ok()?;
-    let n = file.read(&mut buf).ok()?;
-    schedstat(std::str::from_utf8(&buf[..n]).ok()?)
+    let n = file.read(buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
-/// The `wchar` field of a thread's `io` file (bytes passed to `write` and its kin), read again
-/// from its start.
-fn read_wchar(mut file: &File) -> Option<u64> {
-    let mut buf = [0u8; 512];
-    file.seek(SeekFrom::Start(0)).ok()?;
-    let n = file.read(&mut buf).ok()?;
-    std::str::from_utf8(&buf[..n]).ok()?.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
+/// A `schedstat` file's fields.
+fn read_schedstat(file: &File) -> Option<[u64; 3]> {
+    schedstat(reread(file, &mut [0u8; 128])?)
+}
+
+/// The `wchar` field of a thread's `io` file (bytes passed to `write` and its kin).
+fn read_wchar(file: &File) -> Option<u64> {
+    reread(file, &mut [0u8; 512])?.lines().find_map(|l| l.strip_prefix("wchar:")).and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -264,19 +265,25 @@ mod tests {
             return;
         }
         let recorder = record().unwrap();
-        // A server-group thread spinning for 50 ms of its own CPU time.
+        // A server-group thread spinning for 50 ms of its own CPU time, then alive (blocked)
+        // until the recorder has finished: a thread's time is read only while it lives.
         let own = || read_schedstat(&File::open("/proc/thread-self/schedstat").unwrap()).unwrap()[0];
-        std::thread::Builder::new()
+        let (spun, done_spinning) = std::sync::mpsc::channel();
+        let (finished, wait_finished) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
             .name("server".into())
             .spawn(move || {
                 let start = own();
                 while own() - start < 50_000_000 {}
+                spun.send(()).unwrap();
+                let _ = wait_finished.recv();
             })
-            .unwrap()
-            .join()
             .unwrap();
+        done_spinning.recv().unwrap();
         std::thread::sleep(EVERY * 3);
         let rows = recorder.finish();
+        finished.send(()).unwrap();
+        spinner.join().unwrap();
         assert!(rows.len() >= 3, "{} rows", rows.len());
         let server_cpu_us: u64 = rows.iter().map(|r| r.values[Group::Server as usize]).sum();
         assert!(server_cpu_us >= 40_000, "server CPU {server_cpu_us} µs");
