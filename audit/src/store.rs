@@ -32,11 +32,13 @@ pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 5_000;
 /// (sqlx hands out the longest-idle one) re-read every B-tree page it touched, on every batch.
 const SQLITE_CONNECTIONS: u32 = 1;
 
-/// Statement journals in memory, not in temporary files: each multi-row INSERT inside a
-/// transaction journals the pages it changes, and past 64 KiB SQLite spills that journal to a
-/// file (the same setting as `onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`, which says
-/// what it cost; this crate does not depend on the catalog).
-const SQLITE_STATEMENT_JOURNAL_IN_MEMORY: &str = "PRAGMA temp_store = MEMORY";
+/// The settings of `onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`, which says what each
+/// saves (this crate does not depend on the catalog). Statement journals in memory, not in
+/// temporary files: each multi-row INSERT inside a transaction journals the pages it changes,
+/// and past 64 KiB SQLite spills that journal to a file. The log copied into the file every 200
+/// pages: in `onecard serve` the audit trail shares the catalog's file, whose checkpoints
+/// otherwise come as bursts of several MB.
+const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
 /// Rows per multi-row INSERT (22 parameters each: well under SQLite's and PostgreSQL's limits).
 const ROWS_PER_INSERT: usize = 64;
@@ -167,7 +169,7 @@ impl AuditStore {
             }
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
-                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; {SQLITE_STATEMENT_JOURNAL_IN_MEMORY}");
+                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; {SQLITE_CONNECTION_PRAGMAS}");
                     sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
                     Ok(())
                 })
@@ -509,6 +511,8 @@ mod tests {
         // 2 = MEMORY (SQLite's default, 0, spills a statement journal past 64 KiB to a file).
         let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(store.pool()).await.expect("pragma");
         assert_eq!(temp_store, 2);
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.expect("pragma");
+        assert_eq!(pages, 200, "the log is checkpointed in small steps");
         assert_eq!(store.pool().options().get_max_connections(), 1, "a second connection would keep a second page cache");
     }
 

@@ -142,8 +142,16 @@ impl SqlKv {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     let settings = if sqlite {
+                        // After the shared settings, so that it overrides their checkpoint
+                        // threshold: on the request path a commit never copies the log; the
+                        // single writer's commits do, in the shared small steps, as well as
+                        // every `CHECKPOINT_AFTER_ROWS` (journaled.rs).
+                        let commits_checkpoint = match checkpoints {
+                            Checkpoints::Background => "; PRAGMA wal_autocheckpoint = 0",
+                            Checkpoints::ByTheWriter => "",
+                        };
                         format!(
-                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 0; {}",
+                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = NORMAL; {}{commits_checkpoint}",
                             onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS
                         )
                     } else {
@@ -459,6 +467,21 @@ mod tests {
 
     async fn page_size(kv: &SqlKv) -> i64 {
         sqlx::query_scalar("PRAGMA page_size").fetch_one(&kv.pool).await.unwrap()
+    }
+
+    /// Commits on the request path never copy the log into the file (a connection of its own
+    /// does); the single writer's commits do, in the small steps every SQLite file of onecard takes.
+    #[tokio::test]
+    async fn only_the_single_writer_checkpoints_as_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = sqlite(&dir).await;
+        let single = SqlKv::connect_single_writer(&dir.path().join("single.db").display().to_string()).await.unwrap();
+        assert_eq!(checkpoint_threshold(&shared).await, 0);
+        assert_eq!(checkpoint_threshold(&single).await, 200);
+    }
+
+    async fn checkpoint_threshold(kv: &SqlKv) -> i64 {
+        sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(&kv.pool).await.unwrap()
     }
 
     /// A file made before (with SQLite's default pages) opens as it is, its state intact.
