@@ -273,7 +273,7 @@ impl Writer {
 /// SQLite thread for tens of ms while the request path needed both vCPUs; the slow requests fell
 /// in those windows. In smaller steps the same copying interleaves with requests: the full
 /// path's p99 at half of peak was within 5 ms in 5 runs of 6 (2.82–4.13 ms, once 6.77), against
-/// 1 of 4 interleaved runs without it (4.09–5.64 ms), for 2–6 µs more of SQLite's CPU per
+/// 1 of 4 interleaved runs without it (4.09–5.64 ms), for 2–8 µs more of SQLite's CPU per
 /// closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to V2").
 pub const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
