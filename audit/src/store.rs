@@ -36,8 +36,8 @@ const SQLITE_CONNECTIONS: u32 = 1;
 /// saves (this crate does not depend on the catalog). Statement journals in memory, not in
 /// temporary files: each multi-row INSERT inside a transaction journals the pages it changes,
 /// and past 64 KiB SQLite spills that journal to a file. The log copied into the file every 200
-/// pages: in `onecard serve` the audit trail shares the catalog's file, whose checkpoints
-/// otherwise come as bursts of several MB.
+/// pages: in `onecard serve` the audit trail shares the catalog's file, and its commits take
+/// their turn at the checkpoints.
 const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
 /// Rows per multi-row INSERT (22 parameters each: well under SQLite's and PostgreSQL's limits).

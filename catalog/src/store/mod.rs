@@ -269,9 +269,9 @@ impl Writer {
 ///
 /// `wal_autocheckpoint = 200`: the commit that takes the file's log past 200 pages (800 KiB at
 /// 4 KiB pages) copies the log into the file, instead of SQLite's default 1 000. Under
-/// `onecard-load` the catalog file's checkpoints came as bursts of several MB, written by one
-/// SQLite thread for tens of ms while the request path needed both vCPUs; the slow requests fell
-/// in those windows. In smaller steps the same copying interleaves with requests: the full
+/// `onecard-load` SQLite's threads wrote bursts of several MB within tens of ms (by their size
+/// and spacing, checkpoints) while the request path needed both vCPUs, and the slow requests
+/// fell in those windows. In smaller steps the same copying interleaves with requests: the full
 /// path's p99 at half of peak was within 5 ms in 5 runs of 6 (2.82–4.13 ms, once 6.77), against
 /// 1 of 4 interleaved runs without it (4.09–5.64 ms), for 2–8 µs more of SQLite's CPU per
 /// closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to V2").

@@ -42,8 +42,8 @@ const LINGER: Duration = Duration::from_millis(10);
 /// A checkpointer beside a writer that never pauses (measured under `onecard-load`: a commit
 /// every 10 ms) never completes one, and the log grew by 35 MB/s. The writer's commits also copy
 /// the log whenever it passes 200 pages (`onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`),
-/// so under load it is copied in steps of about 200 KiB, which the request path barely feels;
-/// this bound stays for a file whose commits do not.
+/// so under load it is copied in steps of about 200 KiB; this bound stays for a file whose
+/// commits do not.
 const CHECKPOINT_AFTER_ROWS: usize = 2048;
 
 enum Job {
