@@ -271,10 +271,10 @@ impl Writer {
 /// 4 KiB pages) copies the log into the file, instead of SQLite's default 1 000. Under
 /// `onecard-load` SQLite's threads wrote bursts of several MB within tens of ms (by their size
 /// and spacing, checkpoints) while the request path needed both vCPUs, and the slow requests
-/// fell in those windows. In smaller steps the same copying interleaves with requests: the full
-/// path's p99 at half of peak was within 5 ms in 5 runs of 6 (2.82–4.13 ms, once 6.77), against
-/// 1 of 4 interleaved runs without it (4.09–5.64 ms), for 2–8 µs more of SQLite's CPU per
-/// closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to V2").
+/// fell in those windows. In smaller steps the same copying interleaves with requests: in six
+/// interleaved pairs of runs the full path's p99 at half of peak was lower with the setting in
+/// every pair (2.82–4.25 ms in five, 13.91 once the machine got noisy), for 2–8 µs more of
+/// SQLite's CPU per closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to M2").
 pub const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
 /// Rows per multi-row statement written by the batching writers (the access log here, the
