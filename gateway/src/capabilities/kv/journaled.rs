@@ -36,15 +36,6 @@ const BATCH: usize = 4096;
 /// each a few round trips to SQLite's worker thread. It is also about what a process crash can
 /// lose.
 const LINGER: Duration = Duration::from_millis(10);
-/// Rows committed between two checkpoints of the plugin-state file, at most. The writer copies
-/// its log into the file itself, between two commits, so the copy is always complete and the
-/// log starts again from its beginning: its size stays near what these rows dirty (a few MiB).
-/// A checkpointer beside a writer that never pauses (measured under `onecard-load`: a commit
-/// every 10 ms) never completes one, and the log grew by 35 MB/s. The writer's commits also copy
-/// the log whenever it passes 200 pages (`onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`),
-/// so under load it is copied in steps of about 200 KiB; this bound stays for a file whose
-/// commits do not.
-const CHECKPOINT_AFTER_ROWS: usize = 2048;
 
 enum Job {
     Change { namespace: String, key: String, changed: Changed },
@@ -120,7 +111,6 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs = Vec::with_capacity(BATCH);
     let mut pending: HashMap<(String, String), Changed> = HashMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
-    let mut since_checkpoint = 0;
     while rx.recv_many(&mut jobs, BATCH).await > 0 {
         // Sleep rather than wait on the queue, so that the changes arriving meanwhile do not
         // wake this task one by one; then take what came.
@@ -156,15 +146,8 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
                 }
             }
         }
-        since_checkpoint += order.len();
         pending.clear();
         order.clear();
-        if since_checkpoint >= CHECKPOINT_AFTER_ROWS {
-            match store.checkpoint().await {
-                Ok(()) => since_checkpoint = 0,
-                Err(e) => tracing::warn!(error = %e, "cannot checkpoint the plugin-state file; retrying after the next commit"),
-            }
-        }
         for done in flushes {
             let _ = done.send(());
         }
@@ -300,10 +283,9 @@ mod tests {
     }
 
     /// Under sustained writes the log does not grow without bound: 40 commits of 500 scattered
-    /// keys each (20 000 rows, about 10 checkpoints' worth), then the log file's size. Without
-    /// the writer's own checkpoints the log held every page of every commit and kept growing
-    /// (measured: 16.8 MB); with them it is started again after each checkpoint (3.8 MB). Every
-    /// row is still there.
+    /// keys each (20 000 rows), then the log file's size. Without checkpoints by the writer's own
+    /// commits the log held every page of every commit and kept growing (measured: 16.8 MB);
+    /// with them it is started again after each. Every row is still there.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_stays_small_under_sustained_writes() {
         let dir = tempfile::tempdir().unwrap();

@@ -55,7 +55,11 @@ enum Checkpoints {
     /// A connection of its own, every [`CHECKPOINT_EVERY`] ([`checkpoint`]): writers on the
     /// request path never wait for one.
     Background,
-    /// The store's single writer, between its commits ([`SqlKv::checkpoint`]).
+    /// The store's single writer, as it commits: SQLite's automatic checkpoint, in the small
+    /// steps of `onecard_catalog::store::SQLITE_CONNECTION_PRAGMAS`. With no other connection
+    /// the copy is always complete, so the log starts again from its beginning. A checkpointer
+    /// beside a writer that never pauses (measured under `onecard-load`: a commit every 10 ms)
+    /// never completes one, and the log grew by 35 MB/s.
     ByTheWriter,
 }
 
@@ -104,7 +108,7 @@ impl SqlKv {
     }
 
     /// Opens the database at `url` for a single writer that checkpoints a SQLite file itself,
-    /// between its commits ([`SqlKv::checkpoint`]); see [`super::JournaledKv`].
+    /// as it commits ([`Checkpoints::ByTheWriter`]); see [`super::JournaledKv`].
     pub(super) async fn connect_single_writer(url: &str) -> Result<SqlKv, KvBackendError> {
         SqlKv::open(url, Checkpoints::ByTheWriter).await
     }
@@ -144,8 +148,7 @@ impl SqlKv {
                     let settings = if sqlite {
                         // After the shared settings, so that it overrides their checkpoint
                         // threshold: on the request path a commit never copies the log; the
-                        // single writer's commits do, in the shared small steps, as well as
-                        // every `CHECKPOINT_AFTER_ROWS` (journaled.rs).
+                        // single writer's commits do, in the shared small steps.
                         let commits_checkpoint = match checkpoints {
                             Checkpoints::Background => "; PRAGMA wal_autocheckpoint = 0",
                             Checkpoints::ByTheWriter => "",
@@ -215,16 +218,6 @@ impl SqlKv {
         tx.commit().await
     }
 
-    /// Copies the SQLite write-ahead log into the database file (no-op on PostgreSQL). Run by
-    /// the only writer between two of its commits, the copy is complete, so the next commit
-    /// starts the log again from its beginning.
-    pub(super) async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        if self.backend == onecard_catalog::store::Backend::Sqlite {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_optional(&self.pool).await?;
-        }
-        Ok(())
-    }
-
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
     pub async fn prune_expired(&self) -> Result<u64, KvBackendError> {
         let done = sqlx::query("DELETE FROM plugin_kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= $1")
@@ -284,7 +277,7 @@ impl SqlKv {
 /// load). A passive checkpoint never blocks the writer; it also never catches up with one that
 /// commits without pause, so under sustained writes the log is never started again and grows.
 /// The journal ([`super::JournaledKv`]), which writes without pause under load and off the
-/// request path, checkpoints between its own commits instead.
+/// request path, checkpoints as it commits instead ([`Checkpoints::ByTheWriter`]).
 async fn checkpoint(mut conn: sqlx::AnyConnection, alive: std::sync::Weak<()>) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     while alive.strong_count() > 0 {
