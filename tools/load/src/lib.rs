@@ -6,8 +6,11 @@
 //! A run, for each target: a warm-up (not measured), a closed-loop phase (peak throughput), and
 //! then for each target an open-loop phase at one common rate (by default half of the full
 //! path's sustained peak: the closed loop's rate in its second half, once the audit queue
-//! that absorbs a burst is full). Servers and load generator run on separate tokio runtimes in
-//! this process, on the same cores, the servers' threads at a lower priority ([`priority`]).
+//! that absorbs a burst is full). With `--rounds N` the closed loops run N times, the targets
+//! alternating, the common rate is half of the full path's median peak, and then the open
+//! loops run N times ([`report`] says how the rounds are judged). Servers and load generator
+//! run on separate tokio runtimes in this process, on the same cores, the servers' threads at
+//! a lower priority ([`priority`]).
 #![forbid(unsafe_code)]
 
 pub mod cpu;
@@ -35,8 +38,12 @@ use crate::requests::{PATH, Signers};
 
 /// Holders the native baseline's tokens name (it keeps no anti-passback state, so they repeat).
 const NATIVE_CARDS: usize = 1000;
-/// The closed loop prepares this many times the warm-up's rate, capped by `--max-rate`.
+/// The closed loop prepares this many times the warm-up's rate, capped by `--max-rate` (a
+/// warm-up of 500 requests on fresh connections runs well below the peak).
 const POOL_MARGIN: f64 = 3.0;
+/// … or this many times the target's peak in an earlier round, a much closer estimate: each
+/// full-path request prepared is a holder registered in the catalog.
+const POOL_MARGIN_AFTER_A_ROUND: f64 = 1.3;
 /// Pause between phases, for the machine to settle.
 const PAUSE: Duration = Duration::from_millis(500);
 
@@ -96,8 +103,9 @@ impl Bench {
         Ok(())
     }
 
-    /// Warm-up then the closed loop; returns the measured phase.
-    fn closed(&mut self, target: Target, options: &Options) -> anyhow::Result<Measured> {
+    /// Warm-up then the closed loop of `round`; `earlier` is the target's peak in an earlier
+    /// round, req/s. Returns the measured phase.
+    fn closed(&mut self, target: Target, options: &Options, round: Round, earlier: Option<f64>) -> anyhow::Result<Measured> {
         let client = drive::client()?;
         let url = self.url(target);
         let warmup = options.warmup.max(options.connections);
@@ -105,22 +113,22 @@ impl Bench {
         let warm = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
         anyhow::ensure!(warm.tally.error_count() == 0, "{} refused warm-up requests: {:?}", target.name(), warm.tally.first_error);
         self.after(target, &warm)?;
-        let estimate = (warm.throughput() * POOL_MARGIN).max(100.0);
+        let estimate = earlier.map_or(warm.throughput() * POOL_MARGIN, |peak| peak * POOL_MARGIN_AFTER_A_ROUND).max(100.0);
         let pool = (estimate.min(f64::from(options.max_rate)) * options.phase().as_secs_f64()).ceil() as usize;
-        eprintln!("{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
+        eprintln!("{round}{}: warm-up {:.0} req/s; preparing {pool} requests for the closed loop", target.name(), warm.throughput());
         let requests = self.prepare(target, pool)?;
-        eprintln!("{}: closed loop for {} s…", target.name(), options.duration);
+        eprintln!("{round}{}: closed loop for {} s…", target.name(), options.duration);
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
         let started = std::time::Instant::now();
         let measured = measure(options, || self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase())))?;
         let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
-        write_system(options, &format!("{}-closed-system.csv", target.name()), system, Some(started))?;
+        write_system(options, &round.file(target, "closed-system"), system, Some(started))?;
         Ok(measured)
     }
 
-    /// The open loop at `rate`.
-    fn open(&mut self, target: Target, options: &Options, rate: u32) -> anyhow::Result<Measured> {
+    /// The open loop of `round` at `rate`.
+    fn open(&mut self, target: Target, options: &Options, round: Round, rate: u32) -> anyhow::Result<Measured> {
         let client = drive::client()?;
         let url = self.url(target);
         // Connections opened before the timetable starts, as a gate controller keeps them.
@@ -130,16 +138,42 @@ impl Bench {
         let count = usize::try_from(u64::from(rate) * options.duration)?;
         let requests = self.prepare(target, count)?;
         // The wall-clock start lets the gateway's own logs (`ONECARD_LOG`) be read against the timeline.
-        eprintln!("{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
+        eprintln!("{round}{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
         let measured = measure(options, || drive::open(self.open_clients.handle(), &client, &url, requests, rate))?;
         let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
-            write_timeline(&dir.join(format!("{}-open.csv", target.name())), &measured.timeline)?;
-            write_system(options, &format!("{}-system.csv", target.name()), system, measured.timeline_origin)?;
+            write_timeline(&dir.join(round.file(target, "open")), &measured.timeline)?;
+            write_system(options, &round.file(target, "system"), system, measured.timeline_origin)?;
         }
         Ok(measured)
+    }
+}
+
+/// One round of a run, for its messages and its `--timeline` files.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    /// From 1.
+    number: u32,
+    /// Of how many.
+    of: u32,
+}
+
+impl Round {
+    /// `<target>-<phase>.csv`, with `-r<number>` before `.csv` when the run has several rounds.
+    fn file(self, target: Target, phase: &str) -> String {
+        match self.of {
+            1 => format!("{}-{phase}.csv", target.name()),
+            _ => format!("{}-{phase}-r{}.csv", target.name(), self.number),
+        }
+    }
+}
+
+/// Prefixes a progress message with the round, when the run has several.
+impl std::fmt::Display for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.of > 1 { write!(f, "round {}/{}: ", self.number, self.of) } else { Ok(()) }
     }
 }
 
@@ -198,23 +232,44 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         .into_iter()
         .filter_map(|(on, t)| on.then_some(t))
         .collect();
+    let rounds = (1..=options.rounds).map(|number| Round { number, of: options.rounds });
     let mut report = Report::default();
-    for &target in &targets {
-        let measured = bench.closed(target, options)?;
-        eprintln!("{}: closed loop {:.0} req/s ({:.0} req/s in its second half)", target.name(), measured.throughput(), measured.sustained());
-        report.rows.push(Row { target, mode: Mode::Closed(options.connections), measured });
+    for round in rounds.clone() {
+        for &target in &targets {
+            let earlier = report.sustained_peak(target);
+            let measured = bench.closed(target, options, round, earlier)?;
+            eprintln!("{round}{}: closed loop {:.0} req/s ({:.0} req/s in its second half)", target.name(), measured.throughput(), measured.sustained());
+            report.rows.push(Row { round: round.number, target, mode: Mode::Closed(options.connections), measured });
+        }
     }
     let rate = match options.rate {
         Some(rate) => rate,
         None => {
-            let peak = report.rows.first().map_or(0.0, |r| r.measured.sustained());
+            let peak = targets.first().and_then(|&t| report.sustained_peak(t)).unwrap_or(0.0);
             ((peak / 2.0).floor() as u32).clamp(1, options.max_rate)
         }
     };
-    for &target in &targets {
-        let measured = bench.open(target, options, rate)?;
-        report.rows.push(Row { target, mode: Mode::Open(rate), measured });
+    for round in rounds {
+        for &target in &targets {
+            let measured = bench.open(target, options, round, rate)?;
+            report.rows.push(Row { round: round.number, target, mode: Mode::Open(rate), measured });
+        }
     }
     eprintln!("{} load-test holders registered in the catalog", bench.full.registered());
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_of_one_round_keeps_the_timeline_files_unnumbered() {
+        let only = Round { number: 1, of: 1 };
+        assert_eq!(only.file(Target::Full, "open"), "full-open.csv");
+        assert_eq!(only.to_string(), "");
+        let second = Round { number: 2, of: 3 };
+        assert_eq!(second.file(Target::Native, "closed-system"), "native-closed-system-r2.csv");
+        assert_eq!(second.to_string(), "round 2/3: ");
+    }
 }

@@ -10,6 +10,9 @@ use clap::{Args, ValueEnum};
 /// tokens at its end.
 pub const MAX_DURATION_SECS: u64 = 30;
 
+/// Most rounds a run may ask for (each adds two closed and two open loops).
+pub const MAX_ROUNDS: u32 = 10;
+
 /// Which server(s) the run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Targets {
@@ -69,11 +72,17 @@ pub struct Options {
     /// shares with them (see the `priority` module). Default 10.
     #[arg(long, default_value_t = 10)]
     pub server_nice: u8,
+    /// How many times each phase runs, alternating the targets (full, native, full, …): the
+    /// verdict takes the median of the rounds' full/native ratios and the p99 of every round's
+    /// open-loop requests together, since two identical single rounds differ by up to a fifth
+    /// on a shared VM (1–10). Default 3.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500, timeline: None, server_nice: 10 }
+        Options { duration: 10, connections: 32, rate: None, target: Targets::Both, max_rate: 8000, warmup: 500, timeline: None, server_nice: 10, rounds: 3 }
     }
 }
 
@@ -103,6 +112,9 @@ pub enum OptionsError {
     /// `--server-nice` above what Linux accepts.
     #[error("--server-nice is {0}; it must be 0 to {max}", max = crate::priority::MAX_NICE)]
     ServerNice(u8),
+    /// `--rounds` zero or above [`MAX_ROUNDS`].
+    #[error("--rounds is {0}; it must be 1 to {MAX_ROUNDS}")]
+    Rounds(u32),
 }
 
 impl OptionsError {
@@ -115,6 +127,7 @@ impl OptionsError {
             OptionsError::MaxRate(_) => "LOAD_MAX_RATE_OUT_OF_RANGE",
             OptionsError::Timeline(_) => "LOAD_TIMELINE_NOT_A_DIRECTORY",
             OptionsError::ServerNice(_) => "LOAD_SERVER_NICE_OUT_OF_RANGE",
+            OptionsError::Rounds(_) => "LOAD_ROUNDS_OUT_OF_RANGE",
         }
     }
 }
@@ -144,17 +157,15 @@ impl Options {
         if self.server_nice > crate::priority::MAX_NICE {
             return Err(OptionsError::ServerNice(self.server_nice));
         }
+        if !(1..=MAX_ROUNDS).contains(&self.rounds) {
+            return Err(OptionsError::Rounds(self.rounds));
+        }
         Ok(())
     }
 
     /// [`Options::duration`] as a duration.
     pub fn phase(&self) -> Duration {
         Duration::from_secs(self.duration)
-    }
-
-    /// Requests the closed loop prepares.
-    pub fn closed_pool(&self) -> usize {
-        usize::try_from(u64::from(self.max_rate) * self.duration).unwrap_or(usize::MAX)
     }
 }
 
@@ -165,7 +176,6 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         assert_eq!(Options::default().validate(), Ok(()));
-        assert_eq!(Options::default().closed_pool(), 80_000);
     }
 
     #[test]
@@ -180,6 +190,8 @@ mod tests {
             (Options { timeline: Some("/nonexistent/onecard-load".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
             (Options { timeline: Some("Cargo.toml".into()), ..Options::default() }, "LOAD_TIMELINE_NOT_A_DIRECTORY"),
             (Options { server_nice: 20, ..Options::default() }, "LOAD_SERVER_NICE_OUT_OF_RANGE"),
+            (Options { rounds: 0, ..Options::default() }, "LOAD_ROUNDS_OUT_OF_RANGE"),
+            (Options { rounds: 11, ..Options::default() }, "LOAD_ROUNDS_OUT_OF_RANGE"),
         ];
         for (options, code) in cases {
             let e = options.validate().expect_err("refused");

@@ -1,6 +1,6 @@
-//! The load tool end to end at a low rate for a second per phase, against both targets: every
-//! request is a genuine admission (fresh holder, fresh token, fresh nonce), so a single refusal
-//! means the tool or the request path broke. No timing is asserted.
+//! The load tool end to end at a low rate for a second per phase, against both targets, in two
+//! rounds: every request is a genuine admission (fresh holder, fresh token, fresh nonce), so a
+//! single refusal means the tool or the request path broke. No timing is asserted.
 
 use onecard_load::{Mode, Options, Target, Targets, run};
 
@@ -16,6 +16,7 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
         warmup: 10,
         timeline: Some(timelines.path().to_path_buf()),
         server_nice: 10,
+        rounds: 2,
     };
     let report = run(&options).expect("the run completes");
     for row in &report.rows {
@@ -24,17 +25,30 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
         assert_eq!(row.measured.tally.allowed as usize, row.measured.sent);
         assert_eq!(row.measured.latency.len(), row.measured.tally.allowed);
     }
-    let phases: Vec<(Target, Mode)> = report.rows.iter().map(|r| (r.target, r.mode)).collect();
+    let phases: Vec<(u32, Target, Mode)> = report.rows.iter().map(|r| (r.round, r.target, r.mode)).collect();
+    let (closed, open) = (Mode::Closed(2), Mode::Open(20));
     assert_eq!(
         phases,
-        [(Target::Full, Mode::Closed(2)), (Target::Native, Mode::Closed(2)), (Target::Full, Mode::Open(20)), (Target::Native, Mode::Open(20))]
+        [
+            (1, Target::Full, closed),
+            (1, Target::Native, closed),
+            (2, Target::Full, closed),
+            (2, Target::Native, closed),
+            (1, Target::Full, open),
+            (1, Target::Native, open),
+            (2, Target::Full, open),
+            (2, Target::Native, open),
+        ],
+        "the closed loops of every round, the targets alternating, then the open loops"
     );
-    assert_eq!(report.rows[2].measured.sent, 20, "an open loop of 1 s at 20 req/s sends 20 requests");
+    assert!(report.rows[4..].iter().all(|r| r.measured.sent == 20), "an open loop of 1 s at 20 req/s sends 20 requests");
+    assert_eq!(report.round_ratios().len(), 2);
     assert!(report.ratio().is_some());
     // `--timeline`: one line per open-loop request, on the timetable, with its latency and the
     // part of it the generator was late to send.
-    for target in ["full", "native"] {
-        let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-open.csv"))).expect("timeline written");
+    // With several rounds, each round's files end in `-r<round>`.
+    for (target, round) in [("full", "r1"), ("native", "r1"), ("full", "r2"), ("native", "r2")] {
+        let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-open-{round}.csv"))).expect("timeline written");
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("scheduled_us,latency_us,start_delay_us"));
         let rows: Vec<[u64; 3]> = lines
@@ -49,7 +63,7 @@ fn a_short_low_rate_run_admits_every_request_on_both_targets() {
         // And what the machine did every 10 ms of each measured loop (the closed loop here may
         // run out of its 200 prepared requests well before its second).
         for (phase, rows) in [("system", 50), ("closed-system", 1)] {
-            let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-{phase}.csv"))).expect("system timeline written");
+            let csv = std::fs::read_to_string(timelines.path().join(format!("{target}-{phase}-{round}.csv"))).expect("system timeline written");
             assert!(csv.starts_with("t_us,steal_ms,"), "{target}-{phase}");
             assert!(csv.lines().count() > rows, "{target}-{phase}: a row every 10 ms of the loop");
         }
