@@ -3,9 +3,10 @@
 //! full path's peak), printed as a Markdown table for docs/PERFORMANCE.md.
 //!
 //! A run of several rounds is judged on all of them: the ratio is the median of the rounds'
-//! own ratios (each round's two closed loops ran minutes apart at most, so a slow spell of
-//! the shared machine moves both or one round only), and the p99 is that of every round's
-//! open-loop requests together, as if the open loop had lasted all the rounds' time.
+//! own ratios (a round's two closed loops run one right after the other, so a slow spell of
+//! the shared machine spoils the ratio of the round it falls in, not every round's), and the
+//! p99 is that of every round's open-loop requests together, as if the open loop had lasted
+//! all the rounds' time.
 
 use std::fmt;
 
