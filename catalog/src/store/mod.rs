@@ -274,7 +274,9 @@ impl Writer {
 /// fell in those windows. In smaller steps the same copying interleaves with requests: in six
 /// interleaved pairs of runs the full path's p99 at half of peak was lower with the setting in
 /// every pair (2.82–4.25 ms in five, 13.91 once the machine got noisy), for 2–8 µs more of
-/// SQLite's CPU per closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to M2").
+/// SQLite's CPU per closed-loop admission (docs/PERFORMANCE.md, "Runs K1 to M2"). On a slower
+/// Intel VM the runs could not tell it from SQLite's default, neither in the tail at one fixed
+/// rate nor in SQLite's CPU ("Runs S1 to M2"). It stays for what the faster VM showed.
 pub const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
 /// Rows per multi-row statement written by the batching writers (the access log here, the
