@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use reqwest::Client;
-use tokio::runtime::Handle;
-
 use crate::requests::Prepared;
+use crate::wire::Connections;
 
 /// Longest latency the histogram tells apart, µs (longer ones saturate).
 const MAX_LATENCY_US: u64 = 60_000_000;
 /// How long a request may take before it counts as an error.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An empty latency histogram (1 µs – 60 s, 3 significant digits).
 pub fn histogram() -> Histogram<u64> {
@@ -45,8 +44,11 @@ pub struct Tally {
     pub first_error: Option<String>,
 }
 
+/// A request's outcome: allowed, or the error code and the answer.
+pub type Outcome = Result<(), (String, String)>;
+
 impl Tally {
-    fn add(&mut self, outcome: Result<(), (String, String)>) {
+    fn add(&mut self, outcome: Outcome) {
         match outcome {
             Ok(()) => self.allowed += 1,
             Err((code, detail)) => {
@@ -150,7 +152,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Sends one request; `Ok` when the entry was allowed, else `(code, answer)`.
-async fn send(client: &Client, url: &str, request: Prepared) -> Result<(), (String, String)> {
+async fn send(client: &Client, url: &str, request: Prepared) -> Outcome {
     let response = client
         .post(url)
         .headers(request.headers)
@@ -160,17 +162,21 @@ async fn send(client: &Client, url: &str, request: Prepared) -> Result<(), (Stri
         .map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
     let status = response.status();
     let body = response.bytes().await.map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
+    judge(status.as_u16(), &body)
+}
+
+/// An answer's outcome from its status and body.
+pub(crate) fn judge(status: u16, body: &[u8]) -> Outcome {
     // Both servers answer `{"decision":"allowed",…}` compactly; reading the whole JSON for
     // every answer would cost the load generator more than the check needs.
-    if status.is_success() && contains(&body, br#""decision":"allowed""#) {
+    if (200..300).contains(&status) && contains(body, br#""decision":"allowed""#) {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let code = serde_json::from_slice::<serde_json::Value>(&body)
+    let code = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("HTTP_{}", status.as_u16()));
-    Err((code, format!("{status}: {text}")))
+        .unwrap_or_else(|| format!("HTTP_{status}"));
+    Err((code, format!("{status}: {}", String::from_utf8_lossy(body))))
 }
 
 fn micros(d: Duration) -> u64 {
@@ -218,43 +224,39 @@ pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connect
     Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None })
 }
 
-/// Open loop at `rate` requests per second: request `i` is sent at `start + i / rate` by this
-/// (blocking) thread, on `runtime`, and its latency counts from that scheduled time.
-pub fn open(runtime: &Handle, client: &Client, url: &str, requests: Vec<Prepared>, rate: u32) -> anyhow::Result<Measured> {
+/// Open loop at `rate` requests per second on `connections` (see [`crate::wire`]): request
+/// `i` (its rendered bytes) is written at `start + i / rate` by this thread, and its latency
+/// counts from that scheduled time.
+pub fn open(mut connections: Connections, requests: &[Vec<u8>], rate: u32) -> anyhow::Result<Measured> {
     let interval = Duration::from_secs(1).checked_div(rate.max(1)).unwrap_or(Duration::from_secs(1));
     let sent = requests.len();
-    // A short lead so the first requests are not late because of the spawns themselves.
+    // A short lead, so that the first request is not late for the loop's own start.
     let start = Instant::now() + Duration::from_millis(20);
-    let mut inflight = Vec::with_capacity(sent);
-    for (i, request) in requests.into_iter().enumerate() {
-        let scheduled = start + interval * u32::try_from(i)?;
+    let scheduled = |i: usize| u32::try_from(i).map(|i| interval * i);
+    for (i, request) in requests.iter().enumerate() {
+        let due = start + scheduled(i)?;
         let now = Instant::now();
-        if scheduled > now {
-            std::thread::sleep(scheduled - now);
+        if due > now {
+            std::thread::sleep(due - now);
         }
-        let (client, url) = (client.clone(), url.to_string());
-        inflight.push(runtime.spawn(async move {
-            let began = Instant::now();
-            let outcome = send(&client, &url, request).await;
-            let done = Instant::now();
-            (done.saturating_duration_since(scheduled), done, outcome, began.saturating_duration_since(scheduled))
-        }));
+        connections.send(i, request)?;
     }
+    let mut answers = connections.finish()?;
+    anyhow::ensure!(answers.len() == sent, "{sent} requests sent, {} answered or failed", answers.len());
+    answers.sort_unstable_by_key(|a| a.index);
     let (mut latency, mut tally, mut last, mut allowed) = (histogram(), Tally::default(), start, Vec::with_capacity(sent));
     let mut timeline = Vec::with_capacity(sent);
-    runtime.block_on(async {
-        for (i, task) in inflight.into_iter().enumerate() {
-            let (took, done, outcome, late) = task.await?;
-            latency.saturating_record(micros(took));
-            timeline.push(Timed { scheduled_us: micros(interval * u32::try_from(i)?), latency_us: micros(took), start_delay_us: micros(late) });
-            if outcome.is_ok() {
-                allowed.push(done);
-            }
-            tally.add(outcome);
-            last = last.max(done);
+    for answer in answers {
+        let due = start + scheduled(answer.index)?;
+        let took = answer.done.saturating_duration_since(due);
+        latency.saturating_record(micros(took));
+        timeline.push(Timed { scheduled_us: micros(due - start), latency_us: micros(took), start_delay_us: micros(answer.began.saturating_duration_since(due)) });
+        if answer.outcome.is_ok() {
+            allowed.push(answer.done);
         }
-        anyhow::Ok(())
-    })?;
+        tally.add(answer.outcome);
+        last = last.max(answer.done);
+    }
     let second_half = second_half(&allowed, start, last);
     Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline, timeline_origin: Some(start) })
 }

@@ -22,6 +22,7 @@ pub mod priority;
 pub mod report;
 pub mod requests;
 pub mod system;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -56,11 +57,8 @@ fn runtime(name: &str, threads: Option<usize>) -> anyhow::Result<Runtime> {
 /// The two servers and what the run needs to drive them.
 struct Bench {
     servers: Runtime,
+    /// The closed loops' client.
     clients: Runtime,
-    /// The open loops' client, on one worker: a request's task and its connection's wake each
-    /// other on that thread instead of across two, which costs the generator less of the CPU
-    /// it shares with the servers; the open loop's rate is well within one thread's reach.
-    open_clients: Runtime,
     full: FullTarget,
     native: NativeServer,
     signers: Signers,
@@ -68,11 +66,22 @@ struct Bench {
 }
 
 impl Bench {
-    fn url(&self, target: Target) -> String {
+    /// `http://ip:port` of `target`.
+    fn base(&self, target: Target) -> &str {
         match target {
-            Target::Full => format!("{}{PATH}", self.full.city.base),
-            Target::Native => format!("{}{PATH}", self.native.base),
+            Target::Full => &self.full.city.base,
+            Target::Native => &self.native.base,
         }
+    }
+
+    fn url(&self, target: Target) -> String {
+        format!("{}{PATH}", self.base(target))
+    }
+
+    /// `ip:port` of `target`, and its address.
+    fn host(&self, target: Target) -> anyhow::Result<(String, std::net::SocketAddr)> {
+        let host = self.base(target).strip_prefix("http://").context("a server's address is http://ip:port")?;
+        Ok((host.to_string(), host.parse().with_context(|| format!("{host} is not ip:port"))?))
     }
 
     /// `count` requests for `target`: fresh holders for the full gateway.
@@ -129,18 +138,18 @@ impl Bench {
 
     /// The open loop of `round` at `rate`.
     fn open(&mut self, target: Target, options: &Options, round: Round, rate: u32) -> anyhow::Result<Measured> {
-        let client = drive::client()?;
-        let url = self.url(target);
-        // Connections opened before the timetable starts, as a gate controller keeps them.
+        let (host, addr) = self.host(target)?;
+        // Connections opened and used once before the timetable starts, as a gate controller keeps them.
+        let mut connections = wire::Connections::open(addr, options.connections, cpu::GENERATOR_THREAD)?;
         let opening = self.prepare(target, options.connections)?;
-        let opened = self.open_clients.block_on(drive::closed(&client, &url, opening, options.connections, options.phase()))?;
-        self.spent(target, opened.sent);
+        connections.warm(&opening.iter().map(|r| r.http1(&host)).collect::<Vec<_>>())?;
+        self.spent(target, opening.len());
         let count = usize::try_from(u64::from(rate) * options.duration)?;
-        let requests = self.prepare(target, count)?;
+        let requests: Vec<Vec<u8>> = self.prepare(target, count)?.iter().map(|r| r.http1(&host)).collect();
         // The wall-clock start lets the gateway's own logs (`ONECARD_LOG`) be read against the timeline.
         eprintln!("{round}{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
-        let measured = measure(options, || drive::open(self.open_clients.handle(), &client, &url, requests, rate))?;
+        let measured = measure(options, || drive::open(connections, &requests, rate))?;
         let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
@@ -219,14 +228,13 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     options.validate()?;
     let servers = runtime("server", None)?;
     let clients = runtime(cpu::GENERATOR_THREAD, None)?;
-    let open_clients = runtime(cpu::GENERATOR_THREAD, Some(1))?;
     eprintln!("starting the full gateway (test city) and the native baseline…");
     let full = servers.block_on(FullTarget::start()).context("starting the full gateway")?;
     let (channels, issuer_keys) = servers.block_on(full.keys())?;
     let native = servers.block_on(NativeServer::start(channels, issuer_keys))?;
     let signers = full.signers();
     let native_cards = (0..NATIVE_CARDS).map(full::card_ref).collect();
-    let mut bench = Bench { servers, clients, open_clients, full, native, signers, native_cards };
+    let mut bench = Bench { servers, clients, full, native, signers, native_cards };
 
     let targets: Vec<Target> = [(options.target.full(), Target::Full), (options.target.native(), Target::Native)]
         .into_iter()

@@ -38,6 +38,24 @@ pub struct Signers {
     pub issuer: IssuerSigningKey,
 }
 
+impl Prepared {
+    /// The request as HTTP/1.1 bytes for the server at `host` (`ip:port`), for
+    /// [`crate::wire`]: request line, `Host`, `Content-Length`, the headers, the body.
+    pub fn http1(&self, host: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(512 + self.body.len());
+        bytes.extend_from_slice(format!("POST {PATH} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n", self.body.len()).as_bytes());
+        for (name, value) in &self.headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -128,5 +146,24 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(&prepared[2].body).unwrap();
         assert_eq!(body["venue"], VENUE);
         assert!(body["credential"].as_str().unwrap().starts_with("v1."));
+    }
+
+    #[test]
+    fn rendered_bytes_are_one_whole_http_request() {
+        let prepared = signers().entry(&"a".repeat(64)).unwrap();
+        let bytes = prepared.http1("127.0.0.1:8080");
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut headers);
+        let head = match request.parse(&bytes).unwrap() {
+            httparse::Status::Complete(head) => head,
+            httparse::Status::Partial => panic!("incomplete head"),
+        };
+        assert_eq!((request.method, request.path, request.version), (Some("POST"), Some(PATH), Some(1)));
+        let header = |name: &str| request.headers.iter().find(|h| h.name == name).map(|h| h.value.to_vec());
+        assert_eq!(header("host").unwrap(), b"127.0.0.1:8080");
+        assert_eq!(header("content-length").unwrap(), prepared.body.len().to_string().as_bytes());
+        assert_eq!(header("x-onecard-nonce").unwrap(), prepared.headers["x-onecard-nonce"].as_bytes());
+        assert_eq!(header("content-type").unwrap(), b"application/json");
+        assert_eq!(&bytes[head..], &prepared.body[..], "the body follows the head, and nothing else");
     }
 }
