@@ -233,6 +233,7 @@ pub fn open(mut connections: Connections, requests: &[Vec<u8>], rate: u32) -> an
     // A short lead, so that the first request is not late for the loop's own start.
     let start = Instant::now() + Duration::from_millis(20);
     let scheduled = |i: usize| u32::try_from(i).map(|i| interval * i);
+    let precise = crate::priority::PreciseSleeps::on_this_thread();
     for (i, request) in requests.iter().enumerate() {
         let due = start + scheduled(i)?;
         let now = Instant::now();
@@ -241,6 +242,7 @@ pub fn open(mut connections: Connections, requests: &[Vec<u8>], rate: u32) -> an
         }
         connections.send(i, request)?;
     }
+    drop(precise);
     let mut answers = connections.finish()?;
     anyhow::ensure!(answers.len() == sent, "{sent} requests sent, {} answered or failed", answers.len());
     answers.sort_unstable_by_key(|a| a.index);
