@@ -13,7 +13,7 @@
 //!
 //! The second callgrind dump (`callgrind.out.PID.2`) holds exactly the measured entries: the
 //! servers' work (the request path, and the background writers until the audit queue is
-//! flushed) and the client's (reqwest, the same for both targets), on every thread. The
+//! flushed) and the client's (the load tool's, the same for both targets), on every thread. The
 //! instance pool is shrunk to four slots: valgrind cannot reserve the default.
 //!
 //! With `pause`, it waits for a line on stdin before the measured entries, for profilers that
@@ -22,10 +22,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use onecard_load::{cpu, drive};
+use onecard_load::{cpu, drive, wire};
 use onecard_load::full::{self, FullTarget};
 use onecard_load::native::NativeServer;
-use onecard_load::requests::{PATH, Prepared};
+use tokio::net::TcpStream;
 
 #[global_allocator]
 static ALLOCATOR: onecard_gateway::Allocator = onecard_gateway::Allocator;
@@ -44,11 +44,11 @@ fn measured_phase_ends() {
     std::hint::black_box(1);
 }
 
-/// Sends every request, `connections` at a time, as the load test's closed loop does.
-async fn send_all(client: &reqwest::Client, url: &str, requests: Vec<Prepared>, connections: usize) -> anyhow::Result<()> {
-    let sent = drive::closed(client, url, requests, connections, Duration::from_secs(24 * 3600)).await?;
+/// Sends every request on `connections`, as the load test's closed loop does; returns them.
+async fn send_all(connections: Vec<TcpStream>, requests: Vec<Vec<u8>>) -> anyhow::Result<Vec<TcpStream>> {
+    let (sent, connections) = drive::closed(connections, requests, Duration::from_secs(24 * 3600)).await?;
     anyhow::ensure!(sent.tally.error_count() == 0, "refused: {:?}", sent.tally.first_error);
-    Ok(())
+    Ok(connections)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,22 +59,23 @@ fn main() -> anyhow::Result<()> {
     let pause = args.next().is_some_and(|a| a == "pause");
     let servers = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("server").enable_all().build()?;
     let clients = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = onecard_load::drive::client()?;
 
     let mut full = servers.block_on(FullTarget::start_with(|config| config.runtime.max_instances = 4))?;
     let signers = full.signers();
-    let (url, cards, _native) = match target.as_str() {
-        "full" => (format!("{}{PATH}", full.city.base), servers.block_on(full.fresh_cards(WARMUP + count))?.to_vec(), None),
+    let (base, cards, _native) = match target.as_str() {
+        "full" => (full.city.base.clone(), servers.block_on(full.fresh_cards(WARMUP + count))?.to_vec(), None),
         "native" => {
             let (channels, issuer_keys) = servers.block_on(full.keys())?;
             let native = servers.block_on(NativeServer::start(channels, issuer_keys))?;
-            (format!("{}{PATH}", native.base), (0..WARMUP + count).map(full::card_ref).collect(), Some(native))
+            (native.base.clone(), (0..WARMUP + count).map(full::card_ref).collect(), Some(native))
         }
         other => anyhow::bail!("the target is `full` or `native`, not {other:?}"),
     };
-    let mut requests = signers.prepare(&cards, WARMUP + count)?;
+    let host = base.strip_prefix("http://").context("a server's address is http://ip:port")?;
+    let mut requests: Vec<Vec<u8>> = signers.prepare(&cards, WARMUP + count)?.iter().map(|r| r.http1(host)).collect();
     let measured = requests.split_off(WARMUP);
-    clients.block_on(send_all(&client, &url, requests, connections))?;
+    let opened = clients.block_on(wire::connect(host.parse()?, connections))?;
+    let opened = clients.block_on(send_all(opened, requests))?;
     servers.block_on(full.settle())?;
 
     if pause {
@@ -84,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     }
     measured_phase_starts();
     let (started, cpu) = (Instant::now(), cpu::sample());
-    clients.block_on(send_all(&client, &url, measured, connections))?;
+    clients.block_on(send_all(opened, measured))?;
     servers.block_on(full.settle())?;
     let cpu_after = cpu::sample();
     measured_phase_ends();

@@ -7,6 +7,7 @@
 //!   *scheduled* time, so a server that stalls is charged for every request that should have
 //!   left meanwhile (no coordinated omission).
 //!
+//! Both write requests rendered beforehand on connections opened beforehand ([`crate::wire`]).
 //! Latencies go into an HDR histogram in microseconds.
 
 use std::collections::BTreeMap;
@@ -14,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use reqwest::Client;
-use crate::requests::Prepared;
-use crate::wire::Connections;
+use tokio::net::TcpStream;
+
+use crate::wire::{self, Connections};
 
 /// Longest latency the histogram tells apart, µs (longer ones saturate).
 const MAX_LATENCY_US: u64 = 60_000_000;
@@ -26,11 +27,6 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// An empty latency histogram (1 µs – 60 s, 3 significant digits).
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| unreachable!("constant bounds are valid"))
-}
-
-/// A client as a venue's gate controller would hold one: keep-alive connections, no proxy.
-pub fn client() -> anyhow::Result<Client> {
-    Ok(Client::builder().no_proxy().pool_max_idle_per_host(usize::MAX).timeout(REQUEST_TIMEOUT).tcp_nodelay(true).build()?)
 }
 
 /// Answers counted by outcome.
@@ -151,20 +147,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Sends one request; `Ok` when the entry was allowed, else `(code, answer)`.
-async fn send(client: &Client, url: &str, request: Prepared) -> Outcome {
-    let response = client
-        .post(url)
-        .headers(request.headers)
-        .body(request.body)
-        .send()
-        .await
-        .map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| ("TRANSPORT".to_string(), e.to_string()))?;
-    judge(status.as_u16(), &body)
-}
-
 /// An answer's outcome from its status and body.
 pub(crate) fn judge(status: u16, body: &[u8]) -> Outcome {
     // Both servers answer `{"decision":"allowed",…}` compactly; reading the whole JSON for
@@ -183,45 +165,52 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Closed loop: `connections` senders share `requests` until `duration` has passed or the
-/// requests run out. The requests that were sent are the first [`Measured::sent`] ones.
-pub async fn closed(client: &Client, url: &str, requests: Vec<Prepared>, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
+/// Closed loop: each of `connections` (kept open, see [`wire::connect`]) sends its next
+/// request (its rendered bytes) as soon as the last one was answered, until `duration` has
+/// passed or the requests run out. The requests that were sent are the first
+/// [`Measured::sent`] ones. Returns the connections that are still whole, for the next phase.
+pub async fn closed(connections: Vec<TcpStream>, requests: Vec<Vec<u8>>, duration: Duration) -> anyhow::Result<(Measured, Vec<TcpStream>)> {
     let total = requests.len();
     // A plain mutex around the iterator: held only to take the next request.
     let queue = Arc::new(Mutex::new(requests.into_iter()));
     let start = Instant::now();
     let deadline = start + duration;
-    let mut senders = Vec::with_capacity(connections);
-    for _ in 0..connections {
-        let (client, url, queue) = (client.clone(), url.to_string(), Arc::clone(&queue));
+    let mut senders = Vec::with_capacity(connections.len());
+    for mut stream in connections {
+        let queue = Arc::clone(&queue);
         senders.push(tokio::spawn(async move {
-            let (mut latency, mut tally, mut late) = (histogram(), Tally::default(), Vec::new());
-            while Instant::now() < deadline {
+            let (mut latency, mut tally, mut late, mut buffer) = (histogram(), Tally::default(), Vec::new(), Vec::new());
+            let mut whole = true;
+            while whole && Instant::now() < deadline {
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some(request) = next else { break };
                 let sent = Instant::now();
-                let outcome = send(&client, &url, request).await;
+                let outcome = wire::exchange(&mut stream, &mut buffer, &request).await;
                 let done = Instant::now();
                 latency.saturating_record(micros(done - sent));
-                if outcome.is_ok() {
-                    late.push(done);
+                match &outcome {
+                    Ok(()) => late.push(done),
+                    // The connection is broken or out of step: it carries nothing more.
+                    Err((code, _)) => whole = code != wire::TRANSPORT,
                 }
                 tally.add(outcome);
             }
-            (latency, tally, late)
+            (latency, tally, late, whole.then_some(stream))
         }));
     }
-    let (mut latency, mut tally, mut done) = (histogram(), Tally::default(), Vec::new());
+    let (mut latency, mut tally, mut done, mut kept) = (histogram(), Tally::default(), Vec::new(), Vec::new());
     for sender in senders {
-        let (h, t, d) = sender.await?;
+        let (h, t, d, stream) = sender.await?;
         latency.add(h)?;
         tally.merge(t);
         done.extend(d);
+        kept.extend(stream);
     }
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
     let second_half = second_half(&done, start, start + elapsed);
-    Ok(Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None })
+    let measured = Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None };
+    Ok((measured, kept))
 }
 
 /// Open loop at `rate` requests per second on `connections` (see [`crate::wire`]): request

@@ -35,7 +35,7 @@ pub use report::{Mode, Report, Row, Target};
 use crate::drive::Measured;
 use crate::full::FullTarget;
 use crate::native::NativeServer;
-use crate::requests::{PATH, Signers};
+use crate::requests::Signers;
 
 /// Holders the native baseline's tokens name (it keeps no anti-passback state, so they repeat).
 const NATIVE_CARDS: usize = 1000;
@@ -74,25 +74,23 @@ impl Bench {
         }
     }
 
-    fn url(&self, target: Target) -> String {
-        format!("{}{PATH}", self.base(target))
-    }
-
     /// `ip:port` of `target`, and its address.
     fn host(&self, target: Target) -> anyhow::Result<(String, std::net::SocketAddr)> {
         let host = self.base(target).strip_prefix("http://").context("a server's address is http://ip:port")?;
         Ok((host.to_string(), host.parse().with_context(|| format!("{host} is not ip:port"))?))
     }
 
-    /// `count` requests for `target`: fresh holders for the full gateway.
-    fn prepare(&mut self, target: Target, count: usize) -> anyhow::Result<Vec<requests::Prepared>> {
-        match target {
+    /// `count` requests for `target` (fresh holders for the full gateway), as HTTP/1.1 bytes.
+    fn prepare(&mut self, target: Target, count: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+        let prepared = match target {
             Target::Full => {
                 let cards = self.servers.block_on(self.full.fresh_cards(count))?.to_vec();
-                self.signers.prepare(&cards, count)
+                self.signers.prepare(&cards, count)?
             }
-            Target::Native => self.signers.prepare(&self.native_cards, count),
-        }
+            Target::Native => self.signers.prepare(&self.native_cards, count)?,
+        };
+        let (host, _) = self.host(target)?;
+        Ok(prepared.iter().map(|r| r.http1(&host)).collect())
     }
 
     /// The first `sent` requests of the last [`Bench::prepare`] were sent.
@@ -115,11 +113,11 @@ impl Bench {
     /// Warm-up then the closed loop of `round`; `earlier` is the target's peak in an earlier
     /// round, req/s. Returns the measured phase.
     fn closed(&mut self, target: Target, options: &Options, round: Round, earlier: Option<f64>) -> anyhow::Result<Measured> {
-        let client = drive::client()?;
-        let url = self.url(target);
+        let (_, addr) = self.host(target)?;
+        let connections = self.clients.block_on(wire::connect(addr, options.connections))?;
         let warmup = options.warmup.max(options.connections);
         let requests = self.prepare(target, warmup)?;
-        let warm = self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase()))?;
+        let (warm, connections) = self.clients.block_on(drive::closed(connections, requests, options.phase()))?;
         anyhow::ensure!(warm.tally.error_count() == 0, "{} refused warm-up requests: {:?}", target.name(), warm.tally.first_error);
         self.after(target, &warm)?;
         let estimate = earlier.map_or(warm.throughput() * POOL_MARGIN, |peak| peak * POOL_MARGIN_AFTER_A_ROUND).max(100.0);
@@ -129,7 +127,7 @@ impl Bench {
         eprintln!("{round}{}: closed loop for {} s…", target.name(), options.duration);
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
         let started = std::time::Instant::now();
-        let measured = measure(options, || self.clients.block_on(drive::closed(&client, &url, requests, options.connections, options.phase())))?;
+        let measured = measure(options, || Ok(self.clients.block_on(drive::closed(connections, requests, options.phase()))?.0))?;
         let system = recorder.map(system::Recorder::finish);
         self.after(target, &measured)?;
         write_system(options, &round.file(target, "closed-system"), system, Some(started))?;
@@ -138,14 +136,14 @@ impl Bench {
 
     /// The open loop of `round` at `rate`.
     fn open(&mut self, target: Target, options: &Options, round: Round, rate: u32) -> anyhow::Result<Measured> {
-        let (host, addr) = self.host(target)?;
+        let (_, addr) = self.host(target)?;
         // Connections opened and used once before the timetable starts, as a gate controller keeps them.
         let mut connections = wire::Connections::open(addr, options.connections, cpu::GENERATOR_THREAD)?;
         let opening = self.prepare(target, options.connections)?;
-        connections.warm(&opening.iter().map(|r| r.http1(&host)).collect::<Vec<_>>())?;
+        connections.warm(&opening)?;
         self.spent(target, opening.len());
         let count = usize::try_from(u64::from(rate) * options.duration)?;
-        let requests: Vec<Vec<u8>> = self.prepare(target, count)?.iter().map(|r| r.http1(&host)).collect();
+        let requests = self.prepare(target, count)?;
         // The wall-clock start lets the gateway's own logs (`ONECARD_LOG`) be read against the timeline.
         eprintln!("{round}{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
         let recorder = options.timeline.is_some().then(system::record).transpose()?;

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use onecard_gateway::auth::{RequestSigner, random_nonce};
 use onecard_gateway::credential::{CredentialClaims, IssuerSigningKey, mint};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 /// The action every request calls.
 pub const PATH: &str = "/v1/apps/parks/actions/enter";

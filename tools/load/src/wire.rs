@@ -1,22 +1,25 @@
-//! The open loop's client: each request's HTTP/1.1 bytes are rendered before the phase, the
-//! pacing thread writes them itself on connections opened beforehand, and one blocking thread
-//! per connection reads the answers (wrk2 works this way).
+//! The load generator's HTTP/1.1 client: each request's bytes are rendered before the phase
+//! and written as they are on connections opened beforehand; answers are cut apart by their
+//! `Content-Length`.
 //!
-//! Why not reqwest here, as in the closed loop: the generator shares the cores with the
-//! servers it measures, and every microsecond it spends is taken from them while their
-//! latency is being judged. With reqwest, a pacing thread that spawned a task per request
-//! and a runtime that ran it, the generator cost 112 µs per open-loop request, about a fifth
-//! of session 15's 2-core VM at 2 500 req/s (docs/PERFORMANCE.md). Here a request costs the
-//! generator one `write` on the pacing thread and one wake and `read` on its connection's
-//! thread.
+//! - The **closed loop** runs one tokio task per connection, which writes a request and
+//!   reads its answer ([`connect`], [`exchange`]).
+//! - In the **open loop** the pacing thread writes each request itself at its time, and one
+//!   blocking thread per connection reads the answers ([`Connections`]; wrk2 works this way).
+//!   A request leaves at its time whatever the server does: when no connection is idle it is
+//!   written behind the unanswered ones of the least busy connection (HTTP/1.1 pipelining),
+//!   and its latency still counts from its scheduled time.
 //!
-//! Why by hand rather than a crate: the client needs to write prepared bytes and to cut the
-//! answers apart by their `Content-Length`; hyper's client would bring back the per-request
-//! task this replaces. The answers' heads are read by `httparse`, hyper's own parser.
+//! Why not reqwest, as up to session 15: the generator shares the cores with the servers it
+//! measures, and every microsecond it spends is taken from them. With reqwest, and in the
+//! open loop a pacing thread that spawned a task per request, the generator cost 101–106 µs
+//! per open-loop request and 52–58 µs per closed-loop one on session 16's 2-core VM
+//! (docs/PERFORMANCE.md). A shared generator also flatters the full/native ratio: the same
+//! cost is added to both targets' requests, which brings their throughputs closer.
 //!
-//! A request leaves at its time whatever the server does: when no connection is idle it is
-//! written behind the unanswered ones of the least busy connection (HTTP/1.1 pipelining),
-//! and its latency still counts from its scheduled time.
+//! Why by hand rather than a crate: the client needs to write prepared bytes and to find
+//! where each answer ends; hyper's client would bring back the per-request work this removes.
+//! The answers' heads are read by `httparse`, hyper's own parser.
 
 use std::collections::VecDeque;
 use std::io::{Read as _, Write as _};
@@ -26,7 +29,13 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
 use crate::drive::{Outcome, REQUEST_TIMEOUT, judge};
+
+/// The error code of a request that got no answer (the connection broke, timed out, or
+/// answered something that is not HTTP).
+pub const TRANSPORT: &str = "TRANSPORT";
 
 /// How often a connection's reader, waiting for bytes, looks whether its phase has ended.
 const POLL: Duration = Duration::from_millis(50);
@@ -191,10 +200,10 @@ impl Reader {
         // Every request written on this connection and not answered fails, including any the
         // pacing thread writes before it sees the connection broken.
         for sent in std::mem::take(&mut self.waiting) {
-            self.answer(sent, Instant::now(), Err(("TRANSPORT".into(), detail.clone())));
+            self.answer(sent, Instant::now(), Err((TRANSPORT.into(), detail.clone())));
         }
         while let Ok(sent) = self.to_answer.recv() {
-            self.answer(sent, Instant::now(), Err(("TRANSPORT".into(), detail.clone())));
+            self.answer(sent, Instant::now(), Err((TRANSPORT.into(), detail.clone())));
         }
     }
 
@@ -254,6 +263,44 @@ impl Reader {
                 Err(e) => return Some(e.to_string()),
             }
         }
+    }
+}
+
+/// Opens `count` connections to `addr` for the closed loop.
+pub async fn connect(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<tokio::net::TcpStream>> {
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+/// Writes `request` on `stream` and reads its answer, within [`REQUEST_TIMEOUT`]. `buffer`
+/// is the connection's own; it is left empty for the next exchange.
+pub async fn exchange(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>, request: &[u8]) -> Outcome {
+    let answer = async {
+        stream.write_all(request).await.map_err(|e| e.to_string())?;
+        loop {
+            if let Some((status, body, used)) = parse(buffer)? {
+                // One request at a time: nothing may follow its answer.
+                if used != buffer.len() {
+                    return Err("bytes after the answer to the only request".to_string());
+                }
+                let outcome = judge(status, &buffer[body]);
+                buffer.clear();
+                return Ok(outcome);
+            }
+            if stream.read_buf(buffer).await.map_err(|e| e.to_string())? == 0 {
+                return Err("the server closed the connection".to_string());
+            }
+        }
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, answer).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(detail)) => Err((TRANSPORT.into(), detail)),
+        Err(_) => Err((TRANSPORT.into(), format!("no answer within {} s", REQUEST_TIMEOUT.as_secs()))),
     }
 }
 
@@ -351,6 +398,25 @@ mod tests {
         let refused: Vec<_> = answers.iter().filter_map(|a| a.outcome.as_ref().err()).collect();
         assert!(refused.iter().all(|(code, _)| code == "ALREADY_INSIDE"), "{refused:?}");
         assert!(answers.iter().all(|a| a.began <= a.done));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_exchange_reads_exactly_its_answer_and_fails_on_a_closed_connection() {
+        let (addr, server) = server(1, 1);
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut streams = connect(addr, 1).await.unwrap();
+            let (stream, mut buffer) = (&mut streams[0], Vec::new());
+            assert_eq!(exchange(stream, &mut buffer, b"request\n").await, Ok(()));
+            assert!(buffer.is_empty());
+            let (code, _) = exchange(stream, &mut buffer, b"request\n").await.unwrap_err();
+            assert_eq!(code, "ALREADY_INSIDE", "the second answer is a refusal, read as such");
+            // The server's side closes once the client's does; a closed connection is a transport failure.
+            stream.shutdown().await.unwrap();
+            let (code, detail) = exchange(stream, &mut buffer, b"request\n").await.unwrap_err();
+            assert_eq!(code, TRANSPORT, "{detail}");
+        });
         server.join().unwrap();
     }
 
