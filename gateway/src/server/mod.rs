@@ -5,6 +5,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod nodelay;
 pub mod openapi;
 pub mod router;
 
@@ -416,7 +417,7 @@ async fn listen(config: &ServeConfig, app: axum::Router, served: Served) -> anyh
         let stopped = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
+        if let Err(e) = axum::serve(nodelay::answering_at_once(listener), app).with_graceful_shutdown(stopped).await {
             tracing::error!(error = %e, "server stopped");
         }
     });

@@ -64,7 +64,8 @@ impl NativeServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
+            // Answers sent at once, as the gateway's are.
+            if let Err(e) = axum::serve(onecard_gateway::server::nodelay::answering_at_once(listener), app).await {
                 eprintln!("native baseline stopped: {e}");
             }
         });
