@@ -22,8 +22,8 @@ pub fn is_sqlite(comm: &str) -> bool {
     comm.starts_with("sqlx-sqlite")
 }
 
-/// The name of the load generator's threads: the `load` runtime's workers, and the system
-/// recorder's thread ([`crate::system`]).
+/// The name of the load generator's threads: the `load` runtime's workers, the open loop's
+/// readers ([`crate::wire`]), and the system recorder's thread ([`crate::system`]).
 pub const GENERATOR_THREAD: &str = "load";
 
 /// Every thread of this process now, as (id, its `/proc` directory). Empty where `/proc` does

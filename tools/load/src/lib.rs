@@ -9,8 +9,9 @@
 //! that absorbs a burst is full). With `--rounds N` the closed loops run N times, the targets
 //! alternating, the common rate is half of the full path's median peak, and then the open
 //! loops run N times ([`report`] says how the rounds are judged). Servers and load generator
-//! run on separate tokio runtimes in this process, on the same cores, the servers' threads at
-//! a lower priority ([`priority`]).
+//! run in this process, on the same cores: the servers on a tokio runtime of their own, the
+//! generator on another (closed loops) and on threads of its own (open loops, [`wire`]); the
+//! servers' threads at a lower priority ([`priority`]).
 #![forbid(unsafe_code)]
 
 pub mod cpu;
@@ -48,9 +49,9 @@ const POOL_MARGIN_AFTER_A_ROUND: f64 = 1.3;
 /// Pause between phases, for the machine to settle.
 const PAUSE: Duration = Duration::from_millis(500);
 
-/// A runtime of `threads` workers (one per core when `None`).
-fn runtime(name: &str, threads: Option<usize>) -> anyhow::Result<Runtime> {
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
+/// A runtime of one worker per core.
+fn runtime(name: &str) -> anyhow::Result<Runtime> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(threads).thread_name(name).enable_all().build()?)
 }
 
@@ -224,8 +225,8 @@ fn write_timeline(path: &std::path::Path, timeline: &[drive::Timed]) -> anyhow::
 /// Runs the load test as `options` say and returns the measured phases.
 pub fn run(options: &Options) -> anyhow::Result<Report> {
     options.validate()?;
-    let servers = runtime("server", None)?;
-    let clients = runtime(cpu::GENERATOR_THREAD, None)?;
+    let servers = runtime("server")?;
+    let clients = runtime(cpu::GENERATOR_THREAD)?;
     eprintln!("starting the full gateway (test city) and the native baseline…");
     let full = servers.block_on(FullTarget::start()).context("starting the full gateway")?;
     let (channels, issuer_keys) = servers.block_on(full.keys())?;
