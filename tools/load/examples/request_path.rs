@@ -71,10 +71,10 @@ fn main() -> anyhow::Result<()> {
         }
         other => anyhow::bail!("the target is `full` or `native`, not {other:?}"),
     };
-    let host = base.strip_prefix("http://").context("a server's address is http://ip:port")?;
+    let (host, addr) = wire::host(&base)?;
     let mut requests: Vec<Vec<u8>> = signers.prepare(&cards, WARMUP + count)?.iter().map(|r| r.http1(host)).collect();
     let measured = requests.split_off(WARMUP);
-    let opened = clients.block_on(wire::connect(host.parse()?, connections))?;
+    let opened = clients.block_on(wire::connect(addr, connections))?;
     let opened = clients.block_on(send_all(opened, requests))?;
     servers.block_on(full.settle())?;
 

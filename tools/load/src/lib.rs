@@ -77,8 +77,8 @@ impl Bench {
 
     /// `ip:port` of `target`, and its address.
     fn host(&self, target: Target) -> anyhow::Result<(String, std::net::SocketAddr)> {
-        let host = self.base(target).strip_prefix("http://").context("a server's address is http://ip:port")?;
-        Ok((host.to_string(), host.parse().with_context(|| format!("{host} is not ip:port"))?))
+        let (host, addr) = wire::host(self.base(target))?;
+        Ok((host.to_string(), addr))
     }
 
     /// `count` requests for `target` (fresh holders for the full gateway), as HTTP/1.1 bytes.

@@ -5,9 +5,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use onecard_gateway::auth::{RequestSigner, random_nonce};
+use onecard_gateway::auth::{RequestSigner, SignatureHeaders, random_nonce};
 use onecard_gateway::credential::{CredentialClaims, IssuerSigningKey, mint};
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 /// The action every request calls.
 pub const PATH: &str = "/v1/apps/parks/actions/enter";
@@ -25,8 +24,8 @@ const TOKEN_VALIDITY_SECS: u8 = onecard_gateway::credential::MAX_VALIDITY_SECS;
 pub struct Prepared {
     /// JSON body (signed).
     pub body: Bytes,
-    /// Content type and the five signature headers.
-    pub headers: HeaderMap,
+    /// The five signature headers.
+    pub signature: SignatureHeaders,
 }
 
 /// Who signs: the channel (requests) and the issuer (card tokens).
@@ -40,12 +39,14 @@ pub struct Signers {
 
 impl Prepared {
     /// The request as HTTP/1.1 bytes for the server at `host` (`ip:port`), for
-    /// [`crate::wire`]: request line, `Host`, `Content-Length`, the headers, the body.
+    /// [`crate::wire`]: request line, `Host`, `Content-Type`, `Content-Length`, the signature
+    /// headers, the body.
     pub fn http1(&self, host: &str) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(512 + self.body.len());
-        bytes.extend_from_slice(format!("POST {PATH} HTTP/1.1\r\nhost: {host}\r\ncontent-length: {}\r\n", self.body.len()).as_bytes());
-        for (name, value) in &self.headers {
-            bytes.extend_from_slice(name.as_str().as_bytes());
+        let head = format!("POST {PATH} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", self.body.len());
+        bytes.extend_from_slice(head.as_bytes());
+        for (name, value) in self.signature.pairs() {
+            bytes.extend_from_slice(name.as_bytes());
             bytes.extend_from_slice(b": ");
             bytes.extend_from_slice(value.as_bytes());
             bytes.extend_from_slice(b"\r\n");
@@ -73,12 +74,7 @@ impl Signers {
         });
         let body = Bytes::from(serde_json::to_vec(&body)?);
         let signature = self.channel.sign_at("POST", PATH, &body, now, &random_nonce());
-        let mut headers = HeaderMap::with_capacity(6);
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        for (name, value) in signature.pairs() {
-            headers.insert(HeaderName::from_static(lower(name)?), HeaderValue::from_str(value)?);
-        }
-        Ok(Prepared { body, headers })
+        Ok(Prepared { body, signature })
     }
 
     /// `count` requests, the `i`-th for `cards[i % cards.len()]`, signed on every core.
@@ -102,18 +98,6 @@ impl Signers {
     }
 }
 
-/// The header names are `X-Onecard-…` constants; `HeaderName::from_static` wants lower case.
-fn lower(name: &str) -> anyhow::Result<&'static str> {
-    onecard_gateway::auth::headers::ALL
-        .iter()
-        .position(|h| *h == name)
-        .map(|i| LOWER[i])
-        .ok_or_else(|| anyhow::anyhow!("unknown signature header {name}"))
-}
-
-/// [`onecard_gateway::auth::headers::ALL`] in lower case, same order.
-const LOWER: [&str; 5] = ["x-onecard-channel", "x-onecard-key-id", "x-onecard-timestamp", "x-onecard-nonce", "x-onecard-signature"];
-
 #[cfg(test)]
 mod tests {
     use onecard_catalog::model::KeyAlgorithm;
@@ -129,18 +113,11 @@ mod tests {
     }
 
     #[test]
-    fn lower_case_names_match_the_protocol_headers() {
-        for (i, name) in onecard_gateway::auth::headers::ALL.iter().enumerate() {
-            assert_eq!(LOWER[i], name.to_ascii_lowercase());
-        }
-    }
-
-    #[test]
     fn every_request_has_its_own_nonce_and_token() {
         let cards = vec!["a".repeat(64), "b".repeat(64)];
         let prepared = signers().prepare(&cards, 5).unwrap();
         assert_eq!(prepared.len(), 5);
-        let nonces: std::collections::BTreeSet<_> = prepared.iter().map(|p| p.headers["x-onecard-nonce"].clone()).collect();
+        let nonces: std::collections::BTreeSet<_> = prepared.iter().map(|p| p.signature.nonce.clone()).collect();
         let bodies: std::collections::BTreeSet<_> = prepared.iter().map(|p| p.body.clone()).collect();
         assert_eq!((nonces.len(), bodies.len()), (5, 5));
         let body: serde_json::Value = serde_json::from_slice(&prepared[2].body).unwrap();
@@ -159,10 +136,10 @@ mod tests {
             httparse::Status::Partial => panic!("incomplete head"),
         };
         assert_eq!((request.method, request.path, request.version), (Some("POST"), Some(PATH), Some(1)));
-        let header = |name: &str| request.headers.iter().find(|h| h.name == name).map(|h| h.value.to_vec());
+        let header = |name: &str| request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.to_vec());
         assert_eq!(header("host").unwrap(), b"127.0.0.1:8080");
         assert_eq!(header("content-length").unwrap(), prepared.body.len().to_string().as_bytes());
-        assert_eq!(header("x-onecard-nonce").unwrap(), prepared.headers["x-onecard-nonce"].as_bytes());
+        assert_eq!(header("x-onecard-nonce").unwrap(), prepared.signature.nonce.as_bytes());
         assert_eq!(header("content-type").unwrap(), b"application/json");
         assert_eq!(&bytes[head..], &prepared.body[..], "the body follows the head, and nothing else");
     }

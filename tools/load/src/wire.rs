@@ -266,6 +266,13 @@ impl Reader {
     }
 }
 
+/// The `ip:port` of a server's base address (`http://ip:port`, as both servers give it),
+/// and the address to connect to.
+pub fn host(base: &str) -> anyhow::Result<(&str, SocketAddr)> {
+    let host = base.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("{base} is not http://ip:port"))?;
+    Ok((host, host.parse().map_err(|_| anyhow::anyhow!("{base} is not http://ip:port"))?))
+}
+
 /// Opens `count` connections to `addr` for the closed loop.
 pub async fn connect(addr: SocketAddr, count: usize) -> anyhow::Result<Vec<tokio::net::TcpStream>> {
     let mut streams = Vec::with_capacity(count);
@@ -331,6 +338,14 @@ mod tests {
     use super::*;
 
     const ALLOWED: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 23\r\n\r\n{\"decision\":\"allowed\"}\n";
+
+    #[test]
+    fn a_base_address_gives_its_host_and_socket_address() {
+        let (host, addr) = host("http://127.0.0.1:8080").unwrap();
+        assert_eq!((host, addr), ("127.0.0.1:8080", "127.0.0.1:8080".parse().unwrap()));
+        assert!(super::host("https://127.0.0.1:8080").is_err());
+        assert!(super::host("http://gateway.example:8080").is_err());
+    }
 
     #[test]
     fn answers_are_cut_apart_by_their_length() {
