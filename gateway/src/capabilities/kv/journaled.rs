@@ -13,7 +13,8 @@
 //! the file through the journal, like any deletion.
 //!
 //! Durability: each change is journaled under the store's lock (so in the order it happened) to
-//! a writer task that commits what has accumulated over [`LINGER`] in one transaction. A change
+//! a writer task that appends what has accumulated over [`LINGER`] to the file's change log in
+//! one transaction ([`super::change_log`], folded into the state table now and then). A change
 //! is on disk about that long after the plugin made it; a process crash can lose those last
 //! milliseconds of counters and markers, never reorder or corrupt them.
 
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
+use super::change_log;
 use super::memory::{Changed, Journal};
 use super::{KvBackend, KvBackendError, MemoryKv, SqlKv};
 
@@ -69,7 +71,18 @@ impl JournaledKv {
     /// Opens the plugin-state file at `url` (see [`SqlKv::connect`]), loads its live entries and
     /// starts the writer.
     pub async fn open(url: &str) -> Result<JournaledKv, KvBackendError> {
+        Self::open_folding_after(url, change_log::FOLD_AFTER_ROWS).await
+    }
+
+    async fn open_folding_after(url: &str, fold_after: u64) -> Result<JournaledKv, KvBackendError> {
         let store = SqlKv::connect_single_writer(url).await?;
+        if !store.is_sqlite() {
+            return Err(KvBackendError::Unavailable("the journaled plugin state is a SQLite file, not a server database".into()));
+        }
+        let unavailable = |e: sqlx::Error| KvBackendError::Unavailable(e.to_string());
+        // What the last run logged since its last fold goes into the state before it is read.
+        change_log::create(&store).await.map_err(unavailable)?;
+        change_log::fold(&store).await.map_err(unavailable)?;
         // Rows that expired while no gateway ran: from now on expiries are journaled deletions.
         store.prune_expired().await?;
         let rows = sqlx::query("SELECT namespace, key, value, expires_at_ms FROM plugin_kv WHERE expires_at_ms IS NULL OR expires_at_ms > $1")
@@ -93,7 +106,7 @@ impl JournaledKv {
             // The writer runs until every sender is gone; a send fails only after that.
             let _ = tx.send(Job::Change { namespace: namespace.to_owned(), key: key.to_owned(), changed });
         }));
-        tokio::spawn(write(store.clone(), rx));
+        tokio::spawn(write(store.clone(), rx, fold_after));
         Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs })
     }
 
@@ -105,9 +118,12 @@ impl JournaledKv {
     }
 }
 
-/// Commits journaled changes in batches until the store is dropped; a failed commit is retried
-/// (with the same changes and any that arrived since), never dropped.
-async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
+/// Appends journaled changes to the change log in batches until the store is dropped, and folds
+/// the log once it holds `fold_after` rows; a failed append is retried (with the same changes and
+/// any that arrived since), never dropped.
+async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, fold_after: u64) {
+    // The log is empty: `open` folded it.
+    let mut logged = 0;
     let mut jobs = Vec::with_capacity(BATCH);
     let mut pending: HashMap<(String, String), Changed> = HashMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
@@ -135,10 +151,14 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
                 Job::Flush(done) => flushes.push(done),
             }
         }
+        let changes: Vec<_> = order.iter().map(|id| (id.0.as_str(), id.1.as_str(), &pending[id])).collect();
         let mut backoff = Duration::from_millis(5);
         loop {
-            match store.commit(order.iter().map(|id| (&id.0, &id.1, &pending[id]))).await {
-                Ok(()) => break,
+            match change_log::append(&store, &changes).await {
+                Ok(rows) => {
+                    logged += rows;
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, changes = order.len(), "cannot write plugin state; retrying");
                     tokio::time::sleep(backoff).await;
@@ -146,10 +166,22 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>) {
                 }
             }
         }
+        drop(changes);
         pending.clear();
         order.clear();
         for done in flushes {
             let _ = done.send(());
+        }
+        if logged >= fold_after {
+            let started = std::time::Instant::now();
+            match change_log::fold(&store).await {
+                Ok(rows) => {
+                    tracing::info!(rows, took_ms = started.elapsed().as_millis() as u64, "plugin-state change log folded into the state");
+                    logged = 0;
+                }
+                // Changes keep being logged; the next batch tries again.
+                Err(e) => tracing::warn!(error = %e, rows = logged, "cannot fold the plugin-state change log"),
+            }
         }
     }
 }
@@ -196,6 +228,11 @@ impl KvBackend for JournaledKv {
 mod tests {
     use super::*;
 
+    /// A count read from the plugin-state file.
+    async fn count(file: &SqlKv, sql: &'static str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(file.pool()).await.unwrap()
+    }
+
     #[tokio::test]
     async fn journaled_kv_keeps_the_backend_contract() {
         let dir = tempfile::tempdir().unwrap();
@@ -228,7 +265,8 @@ mod tests {
     }
 
     /// Expired entries leave memory one shard per step and the file through the journal: after
-    /// one step per shard and a flush, memory and file hold only the live entry.
+    /// one step per shard and a flush, the file's change log holds a deletion for each, and the
+    /// state read back holds only the live entry.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pruning_steps_delete_expired_entries_from_memory_and_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -240,8 +278,7 @@ mod tests {
         }
         kv.set("parks", "kept", b"y".to_vec(), None).await.unwrap();
         kv.flush().await;
-        let rows = || async { sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM plugin_kv").fetch_one(file.pool()).await.unwrap() };
-        assert_eq!(rows().await, 101);
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log WHERE value IS NOT NULL").await, 101);
         tokio::time::sleep(Duration::from_millis(5)).await;
 
         let first = kv.prune_expired_step();
@@ -250,8 +287,49 @@ mod tests {
         assert_eq!(first + rest, 100);
         assert_eq!(kv.memory.len(), 1);
         kv.flush().await;
-        assert_eq!(rows().await, 1, "the expired rows were deleted from the file by the journal");
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log WHERE value IS NULL").await, 100, "each expired entry's deletion was journaled");
         assert_eq!(kv.get("parks", "kept").await.unwrap(), Some(b"y".to_vec()));
+        drop(kv);
+        let reopened = JournaledKv::open(&url).await.unwrap();
+        assert_eq!(reopened.memory.len(), 1);
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv").await, 1, "the deletions were folded into the state");
+    }
+
+    /// The change log is folded into the state once it is long, and at every start: 150 values
+    /// with a fold after 100 rows leave them all in the state and the log empty; then a value
+    /// replaced by one that expires, a deletion and an empty value, logged and folded at the
+    /// next start, read back as they were left: the older value does not come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_change_log_is_folded_into_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("s-kv.db").display().to_string();
+        let kv = JournaledKv::open_folding_after(&url, 100).await.unwrap();
+        let file = SqlKv::connect(&url).await.unwrap();
+        for n in 0..150 {
+            kv.set("parks", &format!("k{n}"), n.to_string().into_bytes(), None).await.unwrap();
+        }
+        kv.flush().await;
+        // The fold follows the batch; the writer takes the next flush after it.
+        kv.flush().await;
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").await, 150);
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 0);
+
+        kv.set("parks", "k0", b"soon gone".to_vec(), Some(Duration::from_millis(1))).await.unwrap();
+        assert!(kv.delete("parks", "k1").await.unwrap());
+        kv.set("parks", "empty", Vec::new(), None).await.unwrap();
+        kv.flush().await;
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 3, "below the threshold the log is not folded");
+        drop(kv);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        let reopened = JournaledKv::open(&url).await.unwrap();
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 0, "a start folds the log");
+        assert_eq!(reopened.get("parks", "k0").await.unwrap(), None, "the expired value replaced the folded one");
+        assert_eq!(reopened.get("parks", "k1").await.unwrap(), None, "the deletion was folded");
+        assert_eq!(reopened.get("parks", "k2").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(reopened.get("parks", "k149").await.unwrap(), Some(b"149".to_vec()));
+        assert_eq!(reopened.get("parks", "empty").await.unwrap(), Some(Vec::new()), "an empty value is a value, not a deletion");
+        assert_eq!(reopened.memory.len(), 149);
     }
 
     /// Batches larger than one statement (64 rows): 150 keys written, then 70 of them deleted and

@@ -7,6 +7,7 @@
 //! [`SqlKv`] (PostgreSQL, shared by the city's gateways),
 //! [`RedisKv`] (shared by several gateways), [`MemoryKv`] (the CLI's `plugin run` and tests).
 
+mod change_log;
 mod journaled;
 mod memory;
 mod redis;

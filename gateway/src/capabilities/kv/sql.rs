@@ -182,40 +182,9 @@ impl SqlKv {
         &self.pool
     }
 
-    /// Writes entries' last states in one transaction: a value and expiry, or a deletion. Each key
-    /// appears at most once (the journal keeps only an entry's last state), so the values go in
-    /// multi-row upserts and the deletions in multi-row deletes, in any order.
-    pub(super) async fn commit<'a>(&self, changes: impl Iterator<Item = (&'a String, &'a String, &'a super::memory::Changed)>) -> Result<(), sqlx::Error> {
-        use onecard_catalog::store::{ROWS_PER_STATEMENT, values_placeholders};
-        let (mut sets, mut deletes) = (Vec::new(), Vec::new());
-        for (ns, key, changed) in changes {
-            match changed {
-                Some((value, expires_at_ms)) => sets.push((ns, key, value, expires_at_ms.and_then(|t| i64::try_from(t).ok()))),
-                None => deletes.push((ns, key)),
-            }
-        }
-        let mut tx = self.pool.begin().await?;
-        for chunk in sets.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) VALUES {} \
-                 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms",
-                values_placeholders(self.backend, chunk.len(), 4)
-            );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (ns, key, value, expires_at_ms) in chunk {
-                query = query.bind((*ns).clone()).bind((*key).clone()).bind((*value).clone()).bind(*expires_at_ms);
-            }
-            query.execute(&mut *tx).await?;
-        }
-        for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("DELETE FROM plugin_kv WHERE (namespace, key) IN (VALUES {})", values_placeholders(self.backend, chunk.len(), 2));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (ns, key) in chunk {
-                query = query.bind((*ns).clone()).bind((*key).clone());
-            }
-            query.execute(&mut *tx).await?;
-        }
-        tx.commit().await
+    /// Whether the database is a SQLite file.
+    pub(super) fn is_sqlite(&self) -> bool {
+        self.backend == onecard_catalog::store::Backend::Sqlite
     }
 
     /// Deletes expired rows (the gateway calls this periodically); returns how many.
