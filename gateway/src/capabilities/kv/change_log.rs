@@ -1,51 +1,70 @@
-//! The change log of the plugin-state file ([`super::JournaledKv`]): the journal's writer appends
-//! each batch of changes to `plugin_kv_log`, and the log is folded into `plugin_kv` (the state:
-//! one row per entry) when the store opens and whenever it has grown past [`FOLD_AFTER_ROWS`].
+//! The plugin-state file of [`super::JournaledKv`] is a log: `plugin_kv_log`, one row per
+//! change, appended by the journal's writer; a key's state is its last row (`value` NULL: a
+//! deletion). The store reads it whole when it opens, and rewrites it as its live entries
+//! (compaction) when it opens and once it has grown by [`COMPACT_AFTER_ROWS`] or more rows than
+//! the store holds entries.
 //!
-//! Why a log rather than upserting each batch into `plugin_kv`: the journal's changes fall on
-//! random keys (a park writes one marker per visitor), and SQLite writes every page a commit
-//! touched in whole, twice (into its write-ahead log, then into the file at the checkpoint).
-//! Upserted batch by batch, each change touched a page or two of the state's B-tree of its own:
-//! about 4 KiB written per park entry, and 22 µs of the ~215 µs of server CPU per admission
-//! (`request_path full 30000 4`, docs/PERFORMANCE.md, session 17). Appended rows fill pages one
-//! after another. A fold reads the log in key order and writes each page of the state once for
-//! all the changes that fall on it.
+//! Why a log rather than one row per entry kept up to date: the journal's changes fall on random
+//! keys (a park writes one marker per visitor), and SQLite writes every page a commit touched in
+//! whole, twice (into its write-ahead log, then into the file at the checkpoint). Upserted batch
+//! by batch into a table keyed by entry, each change touched a page or two of its own: about
+//! 4 KiB written per park entry, 18 µs of SQLite's time per change, and 22 µs of the ~215 µs of
+//! server CPU per admission (`request_path full 30000 4`, docs/PERFORMANCE.md, session 17).
+//! Appended rows fill pages one after another: about 2 µs per change. The file is only read
+//! when the store opens, so nothing needs it sorted by key.
+//!
+//! Before the log, the state was in `plugin_kv`, one row per entry: a file from then is read as
+//! the state the log starts from, and its rows move into the log at the first compaction.
+
+use std::collections::HashMap;
 
 use onecard_catalog::store::{Backend, ROWS_PER_STATEMENT, values_placeholders};
+use sqlx::Row;
 
 use super::SqlKv;
 use super::memory::Changed;
 
-/// Rows in the log after which the writer folds it (about 100 bytes each, so ~20 MB of log).
-/// A fold costs about a second of SQLite's time per 200 000 rows at most, on its worker thread,
-/// and bounds both the file and the next start's work.
-pub(super) const FOLD_AFTER_ROWS: u64 = 200_000;
+/// Rows appended since the last compaction after which the writer compacts the log, when the
+/// store holds fewer entries than that (otherwise as many rows as it holds entries): the log
+/// stays under about twice the live state plus this, and a compaction's cost is spread over at
+/// least as many changes.
+pub(super) const COMPACT_AFTER_ROWS: u64 = 200_000;
 
-/// `seq` is the rowid: appends go to the end of the table's B-tree. `value` NULL is a deletion.
+/// An entry as logged: namespace, key, value, expiry (unix ms).
+pub(super) type LoggedEntry = (String, String, Vec<u8>, Option<u64>);
+
+/// `seq` is the rowid: appends go to the end of the table's B-tree.
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS plugin_kv_log (seq INTEGER PRIMARY KEY, namespace TEXT NOT NULL, \
                       key TEXT NOT NULL, value BLOB, expires_at_ms BIGINT)";
 
-/// Each key's last change, when it set a value: into the state. Expired values are folded too
-/// (an older value must not outlive them); loading skips them and the next start prunes them.
-const FOLD_VALUES: &str = "INSERT INTO plugin_kv (namespace, key, value, expires_at_ms) \
-                           SELECT namespace, key, value, expires_at_ms FROM plugin_kv_log \
-                           WHERE seq IN (SELECT MAX(seq) FROM plugin_kv_log GROUP BY namespace, key) AND value IS NOT NULL \
-                           ORDER BY namespace, key \
-                           ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at_ms = excluded.expires_at_ms";
-
-/// Each key's last change, when it deleted the entry: out of the state.
-const FOLD_DELETIONS: &str = "DELETE FROM plugin_kv WHERE (namespace, key) IN \
-                              (SELECT namespace, key FROM plugin_kv_log \
-                               WHERE seq IN (SELECT MAX(seq) FROM plugin_kv_log GROUP BY namespace, key) AND value IS NULL)";
-
-/// Creates the log table if the file has none (a file from before the log: its state is all in
-/// `plugin_kv`).
+/// Creates the log table if the file has none.
 pub(super) async fn create(store: &SqlKv) -> Result<(), sqlx::Error> {
     sqlx::query(CREATE).execute(store.pool()).await.map(drop)
 }
 
+/// The live entries the file holds: `plugin_kv`'s (a file from before the log), then each row of
+/// the log in order replacing its key's state; entries expired at `now_ms` are left out.
+pub(super) async fn read(store: &SqlKv, now_ms: u64) -> Result<Vec<LoggedEntry>, sqlx::Error> {
+    let mut state: HashMap<(String, String), Changed> = HashMap::new();
+    for sql in ["SELECT namespace, key, value, expires_at_ms FROM plugin_kv", "SELECT namespace, key, value, expires_at_ms FROM plugin_kv_log ORDER BY seq"] {
+        for row in sqlx::query(sql).fetch_all(store.pool()).await? {
+            let value: Option<Vec<u8>> = row.try_get(2)?;
+            let expires_at_ms: Option<i64> = row.try_get(3)?;
+            let expires_at_ms = expires_at_ms.map(|t| u64::try_from(t).unwrap_or(0));
+            state.insert((row.try_get(0)?, row.try_get(1)?), value.map(|v| (v, expires_at_ms)));
+        }
+    }
+    Ok(state
+        .into_iter()
+        .filter_map(|((namespace, key), state)| {
+            let (value, expires_at_ms) = state?;
+            expires_at_ms.is_none_or(|t| t > now_ms).then_some((namespace, key, value, expires_at_ms))
+        })
+        .collect())
+}
+
 /// Appends entries' last states (each key at most once) in one transaction; returns how many.
-pub(super) async fn append<'a>(store: &SqlKv, changes: &[(&'a str, &'a str, &'a Changed)]) -> Result<u64, sqlx::Error> {
+pub(super) async fn append(store: &SqlKv, changes: &[(&str, &str, &Changed)]) -> Result<u64, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
@@ -66,12 +85,23 @@ pub(super) async fn append<'a>(store: &SqlKv, changes: &[(&'a str, &'a str, &'a 
     Ok(changes.len() as u64)
 }
 
-/// Folds the log into the state and empties it, in one transaction; returns the rows folded.
-pub(super) async fn fold(store: &SqlKv) -> Result<u64, sqlx::Error> {
+/// Appends entries as they are, in one transaction (a compaction's step).
+pub(super) async fn append_entries(store: &SqlKv, entries: &[LoggedEntry]) -> Result<(), sqlx::Error> {
+    let changes: Vec<(Changed, &LoggedEntry)> = entries.iter().map(|e| (Some((e.2.clone(), e.3)), e)).collect();
+    let rows: Vec<(&str, &str, &Changed)> = changes.iter().map(|(changed, e)| (e.0.as_str(), e.1.as_str(), changed)).collect();
+    append(store, &rows).await.map(drop)
+}
+
+/// The last row's `seq` (0 when the log is empty).
+pub(super) async fn last_seq(store: &SqlKv) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM plugin_kv_log").fetch_one(store.pool()).await
+}
+
+/// Deletes the rows up to `through` that a compaction has rewritten, and the entries of
+/// `plugin_kv` (read as the log's start, now in it), in one transaction.
+pub(super) async fn forget_through(store: &SqlKv, through: i64) -> Result<(), sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    sqlx::query(FOLD_VALUES).execute(&mut *tx).await?;
-    sqlx::query(FOLD_DELETIONS).execute(&mut *tx).await?;
-    let folded = sqlx::query("DELETE FROM plugin_kv_log").execute(&mut *tx).await?.rows_affected();
-    tx.commit().await?;
-    Ok(folded)
+    sqlx::query("DELETE FROM plugin_kv_log WHERE seq <= $1").bind(through).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM plugin_kv").execute(&mut *tx).await?;
+    tx.commit().await
 }

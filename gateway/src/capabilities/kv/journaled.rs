@@ -19,11 +19,10 @@
 //! milliseconds of counters and markers, never reorder or corrupt them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
 use super::change_log;
@@ -38,6 +37,12 @@ const BATCH: usize = 4096;
 /// each a few round trips to SQLite's worker thread. It is also about what a process crash can
 /// lose.
 const LINGER: Duration = Duration::from_millis(10);
+/// Rows a compaction writes per transaction (about 10 ms of SQLite's time).
+const COMPACTION_STEP: usize = 4096;
+/// The pause after each of a compaction's steps: it takes at most about half of one CPU, so a
+/// store of hundreds of thousands of entries is rewritten over a second or two without taking
+/// a core from the requests. Changes made meanwhile wait in the journal's queue that long.
+const COMPACTION_PAUSE: Duration = Duration::from_millis(10);
 
 enum Job {
     Change { namespace: String, key: String, changed: Changed },
@@ -68,46 +73,38 @@ impl std::fmt::Debug for Job {
 }
 
 impl JournaledKv {
-    /// Opens the plugin-state file at `url` (see [`SqlKv::connect`]), loads its live entries and
-    /// starts the writer.
+    /// Opens the plugin-state file at `url` (see [`SqlKv::connect`]), loads its live entries,
+    /// rewrites its log as them and starts the writer.
     pub async fn open(url: &str) -> Result<JournaledKv, KvBackendError> {
-        Self::open_folding_after(url, change_log::FOLD_AFTER_ROWS).await
+        Self::open_compacting_after(url, change_log::COMPACT_AFTER_ROWS).await
     }
 
-    async fn open_folding_after(url: &str, fold_after: u64) -> Result<JournaledKv, KvBackendError> {
+    async fn open_compacting_after(url: &str, compact_after: u64) -> Result<JournaledKv, KvBackendError> {
         let store = SqlKv::connect_single_writer(url).await?;
         if !store.is_sqlite() {
             return Err(KvBackendError::Unavailable("the journaled plugin state is a SQLite file, not a server database".into()));
         }
         let unavailable = |e: sqlx::Error| KvBackendError::Unavailable(e.to_string());
-        // What the last run logged since its last fold goes into the state before it is read.
         change_log::create(&store).await.map_err(unavailable)?;
-        change_log::fold(&store).await.map_err(unavailable)?;
-        // Rows that expired while no gateway ran: from now on expiries are journaled deletions.
-        store.prune_expired().await?;
-        let rows = sqlx::query("SELECT namespace, key, value, expires_at_ms FROM plugin_kv WHERE expires_at_ms IS NULL OR expires_at_ms > $1")
-            .bind(super::sql::now_ms())
-            .fetch_all(store.pool())
-            .await
-            .map_err(|e| KvBackendError::Unavailable(e.to_string()))?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            let expires: Option<i64> = row.try_get(3).map_err(|e| KvBackendError::Unavailable(e.to_string()))?;
-            entries.push((
-                row.try_get::<String, _>(0).map_err(|e| KvBackendError::Unavailable(e.to_string()))?,
-                row.try_get::<String, _>(1).map_err(|e| KvBackendError::Unavailable(e.to_string()))?,
-                row.try_get::<Vec<u8>, _>(2).map_err(|e| KvBackendError::Unavailable(e.to_string()))?,
-                expires.and_then(|t| u64::try_from(t).ok()),
-            ));
+        // Entries that expired while no gateway ran are left behind here.
+        let entries = change_log::read(&store, super::sql::now_ms().max(0) as u64).await.map_err(unavailable)?;
+        let through = change_log::last_seq(&store).await.map_err(unavailable)?;
+        for chunk in entries.chunks(COMPACTION_STEP) {
+            change_log::append_entries(&store, chunk).await.map_err(unavailable)?;
         }
+        change_log::forget_through(&store, through).await.map_err(unavailable)?;
+        let live = entries.len() as u64;
+
         let (jobs, rx) = mpsc::unbounded_channel();
         let tx = jobs.clone();
         let journal = Journal(Arc::new(move |namespace: &str, key: &str, changed: Changed| {
             // The writer runs until every sender is gone; a send fails only after that.
             let _ = tx.send(Job::Change { namespace: namespace.to_owned(), key: key.to_owned(), changed });
         }));
-        tokio::spawn(write(store.clone(), rx, fold_after));
-        Ok(JournaledKv { memory: Arc::new(MemoryKv::journaled(entries, journal)), jobs })
+        let memory = Arc::new(MemoryKv::journaled(entries, journal));
+        let compaction = Compaction { memory: Arc::downgrade(&memory), after: compact_after, appended: 0, live };
+        tokio::spawn(write(store, rx, compaction));
+        Ok(JournaledKv { memory, jobs })
     }
 
     /// Forgets the expired entries of one of the memory's shards, the next in turn
@@ -118,12 +115,52 @@ impl JournaledKv {
     }
 }
 
-/// Appends journaled changes to the change log in batches until the store is dropped, and folds
-/// the log once it holds `fold_after` rows; a failed append is retried (with the same changes and
-/// any that arrived since), never dropped.
-async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, fold_after: u64) {
-    // The log is empty: `open` folded it.
-    let mut logged = 0;
+/// When the writer rewrites the log as the live entries.
+struct Compaction {
+    /// The store's entries; weak, so that the writer ends when the store is dropped.
+    memory: Weak<MemoryKv>,
+    /// [`change_log::COMPACT_AFTER_ROWS`], or less in tests.
+    after: u64,
+    /// Rows appended since the last compaction.
+    appended: u64,
+    /// Entries the last compaction wrote.
+    live: u64,
+}
+
+impl Compaction {
+    fn due(&self) -> bool {
+        self.appended >= self.after.max(self.live)
+    }
+
+    /// Appends the live entries, one shard of the memory at a time in steps of
+    /// [`COMPACTION_STEP`] rows with a [`COMPACTION_PAUSE`] after each, then deletes the rows
+    /// that were there before. The writer takes no other change meanwhile, so each entry's row
+    /// is followed by every change made to it after it was read; a crash half-way leaves the
+    /// rows of both, and reading takes each key's last.
+    async fn run(&mut self, store: &SqlKv) -> Result<(), sqlx::Error> {
+        let Some(memory) = self.memory.upgrade() else { return Ok(()) };
+        let started = std::time::Instant::now();
+        let through = change_log::last_seq(store).await?;
+        let mut live = 0;
+        for shard in 0..crate::sharded::SHARDS {
+            let entries = memory.shard_entries(shard);
+            for chunk in entries.chunks(COMPACTION_STEP) {
+                change_log::append_entries(store, chunk).await?;
+                tokio::time::sleep(COMPACTION_PAUSE).await;
+            }
+            live += entries.len() as u64;
+        }
+        change_log::forget_through(store, through).await?;
+        tracing::info!(entries = live, rows_dropped = self.appended + self.live, took_ms = started.elapsed().as_millis() as u64, "plugin-state log compacted");
+        (self.appended, self.live) = (0, live);
+        Ok(())
+    }
+}
+
+/// Appends journaled changes to the change log in batches until the store is dropped, and
+/// compacts the log when it is due; a failed append is retried (with the same changes and any
+/// that arrived since), never dropped.
+async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, mut compaction: Compaction) {
     let mut jobs = Vec::with_capacity(BATCH);
     let mut pending: HashMap<(String, String), Changed> = HashMap::new();
     let mut order: Vec<(String, String)> = Vec::new();
@@ -156,7 +193,7 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, fold_after: u
         loop {
             match change_log::append(&store, &changes).await {
                 Ok(rows) => {
-                    logged += rows;
+                    compaction.appended += rows;
                     break;
                 }
                 Err(e) => {
@@ -172,16 +209,11 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, fold_after: u
         for done in flushes {
             let _ = done.send(());
         }
-        if logged >= fold_after {
-            let started = std::time::Instant::now();
-            match change_log::fold(&store).await {
-                Ok(rows) => {
-                    tracing::info!(rows, took_ms = started.elapsed().as_millis() as u64, "plugin-state change log folded into the state");
-                    logged = 0;
-                }
-                // Changes keep being logged; the next batch tries again.
-                Err(e) => tracing::warn!(error = %e, rows = logged, "cannot fold the plugin-state change log"),
-            }
+        if compaction.due()
+            && let Err(e) = compaction.run(&store).await
+        {
+            // Changes keep being appended; the next batch tries again.
+            tracing::warn!(error = %e, "cannot compact the plugin-state log");
         }
     }
 }
@@ -265,8 +297,8 @@ mod tests {
     }
 
     /// Expired entries leave memory one shard per step and the file through the journal: after
-    /// one step per shard and a flush, the file's change log holds a deletion for each, and the
-    /// state read back holds only the live entry.
+    /// one step per shard and a flush, the file's log holds a deletion for each, and the entries
+    /// read back are only the live one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pruning_steps_delete_expired_entries_from_memory_and_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -292,44 +324,62 @@ mod tests {
         drop(kv);
         let reopened = JournaledKv::open(&url).await.unwrap();
         assert_eq!(reopened.memory.len(), 1);
-        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv").await, 1, "the deletions were folded into the state");
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 1, "the start rewrote the log as the one live entry");
     }
 
-    /// The change log is folded into the state once it is long, and at every start: 150 values
-    /// with a fold after 100 rows leave them all in the state and the log empty; then a value
-    /// replaced by one that expires, a deletion and an empty value, logged and folded at the
-    /// next start, read back as they were left: the older value does not come back.
+    /// The log is rewritten as the live entries once it has grown enough, and at every start:
+    /// 150 values with a compaction after 100 rows leave 150 rows, all written after the first
+    /// 150; then a value replaced by one that expires, a deletion and an empty value are logged,
+    /// and read back at the next start as they were left (the older value does not come back),
+    /// the log then holding exactly the live entries.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_change_log_is_folded_into_the_state() {
+    async fn the_log_is_compacted_to_the_live_entries() {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("s-kv.db").display().to_string();
-        let kv = JournaledKv::open_folding_after(&url, 100).await.unwrap();
+        let kv = JournaledKv::open_compacting_after(&url, 100).await.unwrap();
         let file = SqlKv::connect(&url).await.unwrap();
         for n in 0..150 {
             kv.set("parks", &format!("k{n}"), n.to_string().into_bytes(), None).await.unwrap();
         }
         kv.flush().await;
-        // The fold follows the batch; the writer takes the next flush after it.
+        // The compaction follows the batch; the writer takes the next flush after it.
         kv.flush().await;
-        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").await, 150);
-        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 0);
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 150);
+        assert_eq!(count(&file, "SELECT MIN(seq) FROM plugin_kv_log").await, 151, "the first 150 rows were rewritten");
 
         kv.set("parks", "k0", b"soon gone".to_vec(), Some(Duration::from_millis(1))).await.unwrap();
         assert!(kv.delete("parks", "k1").await.unwrap());
         kv.set("parks", "empty", Vec::new(), None).await.unwrap();
         kv.flush().await;
-        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 3, "below the threshold the log is not folded");
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 153, "below the threshold the log only grows");
         drop(kv);
         tokio::time::sleep(Duration::from_millis(5)).await;
 
         let reopened = JournaledKv::open(&url).await.unwrap();
-        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 0, "a start folds the log");
-        assert_eq!(reopened.get("parks", "k0").await.unwrap(), None, "the expired value replaced the folded one");
-        assert_eq!(reopened.get("parks", "k1").await.unwrap(), None, "the deletion was folded");
+        assert_eq!(reopened.get("parks", "k0").await.unwrap(), None, "the expired value replaced the older one");
+        assert_eq!(reopened.get("parks", "k1").await.unwrap(), None, "the deletion holds");
         assert_eq!(reopened.get("parks", "k2").await.unwrap(), Some(b"2".to_vec()));
         assert_eq!(reopened.get("parks", "k149").await.unwrap(), Some(b"149".to_vec()));
         assert_eq!(reopened.get("parks", "empty").await.unwrap(), Some(Vec::new()), "an empty value is a value, not a deletion");
         assert_eq!(reopened.memory.len(), 149);
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 149, "a start rewrites the log as the live entries");
+    }
+
+    /// A file from before the log (entries in `plugin_kv`, written here by [`SqlKv`]) opens with
+    /// its entries, which move into the log.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_from_before_the_log_keeps_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("s-kv.db").display().to_string();
+        let old = SqlKv::connect(&url).await.unwrap();
+        old.set("parks", "inside:h", b"k1".to_vec(), Some(Duration::from_secs(600))).await.unwrap();
+        old.increment("ecny", "daily:w1", 700, None).await.unwrap();
+
+        let kv = JournaledKv::open(&url).await.unwrap();
+        assert_eq!(kv.get("parks", "inside:h").await.unwrap(), Some(b"k1".to_vec()));
+        assert_eq!(kv.get("ecny", "daily:w1").await.unwrap(), Some(b"700".to_vec()));
+        assert_eq!(count(&old, "SELECT COUNT(*) FROM plugin_kv").await, 0);
+        assert_eq!(count(&old, "SELECT COUNT(*) FROM plugin_kv_log").await, 2);
     }
 
     /// Batches larger than one statement (64 rows): 150 keys written, then 70 of them deleted and
@@ -384,7 +434,7 @@ mod tests {
         for (round, n) in [(0, 0), (17, 333), (39, 499)] {
             assert_eq!(reopened.get("parks", &key(round, n)).await.unwrap(), Some(b"inside".to_vec()));
         }
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'parks'").fetch_one(SqlKv::connect(&path.display().to_string()).await.unwrap().pool()).await.unwrap();
-        assert_eq!(rows, 20_000);
+        let file = SqlKv::connect(&path.display().to_string()).await.unwrap();
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log WHERE namespace = 'parks'").await, 20_000);
     }
 }

@@ -154,6 +154,16 @@ impl MemoryKv {
         self.prune(&mut self.shards.shard(shard), now_ms())
     }
 
+    /// The live entries of shard `shard` (namespace, key, value, expiry), copied under its lock.
+    pub fn shard_entries(&self, shard: usize) -> Vec<(String, String, Vec<u8>, Option<u64>)> {
+        let now = now_ms();
+        let map = self.shards.shard(shard);
+        map.iter()
+            .filter(|(_, e)| e.expires_at_ms.is_none_or(|t| t > now))
+            .map(|((ns, key), e)| (ns.clone(), key.clone(), e.value.to_bytes(), e.expires_at_ms))
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.shards.each().map(|map| map.len()).sum()
     }
