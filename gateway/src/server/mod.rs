@@ -64,9 +64,10 @@ pub struct ServeConfig {
     /// Replay caches.
     #[serde(default)]
     pub nonces: NonceSettings,
-    /// Plugins' key-value state: in the database (table `plugin_kv`; survives restarts): on
-    /// SQLite in a file of its own beside `database` (`onecard.db` → `onecard-kv.db`), on
-    /// PostgreSQL in `database` itself, shared by the gateways that use it. `[kv] url` names a
+    /// Plugins' key-value state: in the database (survives restarts): on SQLite in a file of
+    /// its own beside `database` (`onecard.db` → `onecard-kv.db`; a log of changes, table
+    /// `plugin_kv_log`, read at start), on PostgreSQL in `database` itself (table `plugin_kv`),
+    /// shared by the gateways that use it. `[kv] url` names a
     /// Redis shared by the city's gateways instead.
     #[serde(default)]
     pub kv: Option<RedisKvConfig>,

@@ -14,7 +14,7 @@
 //!
 //! Durability: each change is journaled under the store's lock (so in the order it happened) to
 //! a writer task that appends what has accumulated over [`LINGER`] to the file's change log in
-//! one transaction ([`super::change_log`], folded into the state table now and then). A change
+//! one transaction ([`super::change_log`], rewritten as the live entries now and then). A change
 //! is on disk about that long after the plugin made it; a process crash can lose those last
 //! milliseconds of counters and markers, never reorder or corrupt them.
 
