@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use onecard_catalog::store::{Backend, ROWS_PER_STATEMENT, values_placeholders};
-use sqlx::Row;
+use sqlx::Row as _;
 
 use super::SqlKv;
 use super::memory::Changed;
@@ -63,33 +63,43 @@ pub(super) async fn read(store: &SqlKv, now_ms: u64) -> Result<Vec<LoggedEntry>,
         .collect())
 }
 
+/// A row to append: namespace, key, value (`None`: deleted), expiry (unix ms).
+type Row<'a> = (&'a str, &'a str, Option<&'a [u8]>, Option<u64>);
+
 /// Appends entries' last states (each key at most once) in one transaction; returns how many.
 pub(super) async fn append(store: &SqlKv, changes: &[(&str, &str, &Changed)]) -> Result<u64, sqlx::Error> {
+    let rows: Vec<Row<'_>> = changes
+        .iter()
+        .map(|(namespace, key, changed)| match changed {
+            Some((value, expires_at_ms)) => (*namespace, *key, Some(value.as_slice()), *expires_at_ms),
+            None => (*namespace, *key, None, None),
+        })
+        .collect();
+    insert(store, &rows).await
+}
+
+/// Appends entries as they are, in one transaction (a compaction's step).
+pub(super) async fn append_entries(store: &SqlKv, entries: &[LoggedEntry]) -> Result<u64, sqlx::Error> {
+    let rows: Vec<Row<'_>> = entries.iter().map(|(namespace, key, value, expires_at_ms)| (namespace.as_str(), key.as_str(), Some(value.as_slice()), *expires_at_ms)).collect();
+    insert(store, &rows).await
+}
+
+async fn insert(store: &SqlKv, rows: &[Row<'_>]) -> Result<u64, sqlx::Error> {
     let mut tx = store.pool().begin().await?;
-    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO plugin_kv_log (namespace, key, value, expires_at_ms) VALUES {}",
             values_placeholders(Backend::Sqlite, chunk.len(), 4)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (namespace, key, changed) in chunk {
-            let (value, expires_at_ms) = match changed {
-                Some((value, expires_at_ms)) => (Some(value.clone()), expires_at_ms.and_then(|t| i64::try_from(t).ok())),
-                None => (None, None),
-            };
-            query = query.bind(namespace.to_string()).bind(key.to_string()).bind(value).bind(expires_at_ms);
+        for (namespace, key, value, expires_at_ms) in chunk {
+            let expires_at_ms = expires_at_ms.and_then(|t| i64::try_from(t).ok());
+            query = query.bind(namespace.to_string()).bind(key.to_string()).bind(value.map(<[u8]>::to_vec)).bind(expires_at_ms);
         }
         query.execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    Ok(changes.len() as u64)
-}
-
-/// Appends entries as they are, in one transaction (a compaction's step).
-pub(super) async fn append_entries(store: &SqlKv, entries: &[LoggedEntry]) -> Result<(), sqlx::Error> {
-    let changes: Vec<(Changed, &LoggedEntry)> = entries.iter().map(|e| (Some((e.2.clone(), e.3)), e)).collect();
-    let rows: Vec<(&str, &str, &Changed)> = changes.iter().map(|(changed, e)| (e.0.as_str(), e.1.as_str(), changed)).collect();
-    append(store, &rows).await.map(drop)
+    Ok(rows.len() as u64)
 }
 
 /// The last row's `seq` (0 when the log is empty).
