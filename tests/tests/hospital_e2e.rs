@@ -705,7 +705,7 @@ async fn when_the_days_message_ids_are_used_up_nothing_is_sent_or_charged() {
     let file = sqlx::AnyPool::connect(&format!("sqlite://{kv_file}")).await.expect("the plugin-state file");
     let mut counter = None;
     for _ in 0..250 {
-        counter = sqlx::query_scalar::<_, String>("SELECT key FROM plugin_kv WHERE namespace = $1 AND key LIKE 'msgseq:%'")
+        counter = sqlx::query_scalar::<_, String>("SELECT key FROM plugin_kv_log WHERE namespace = $1 AND key LIKE 'msgseq:%' LIMIT 1")
             .bind(APP.to_string())
             .fetch_optional(&file)
             .await

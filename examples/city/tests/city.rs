@@ -251,6 +251,6 @@ async fn sigterm_stops_the_city_cleanly_and_keeps_every_decision() {
     assert_eq!(report.records, steps.len() as u64, "one record per decision, none lost at the stop");
     let kv = onecard_gateway::capabilities::kv::sqlite_file_beside(&data.path().join("city.db").display().to_string());
     let kv = sqlx::SqlitePool::connect(&format!("sqlite://{kv}?mode=ro")).await.expect("the plugin-state file");
-    let hospital: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv WHERE namespace = 'hospital'").fetch_one(&kv).await.expect("count");
+    let hospital: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM plugin_kv_log WHERE namespace = 'hospital'").fetch_one(&kv).await.expect("count");
     assert!(hospital > 0, "the hospital's plugin state is in its file");
 }
