@@ -6,6 +6,7 @@ pub mod admin;
 pub mod extract;
 pub mod holder;
 pub mod issuer;
+pub mod nodelay;
 pub mod openapi;
 pub mod response;
 pub mod sync;
@@ -140,7 +141,7 @@ async fn json_413(resp: Response) -> Response {
 /// Serves the API on `listener` until ctrl-c.
 pub async fn serve(listener: tokio::net::TcpListener, store: Store, config: &ApiConfig) -> std::io::Result<()> {
     tracing::info!(addr = ?listener.local_addr().ok(), "catalog API listening");
-    axum::serve(listener, router(store, config))
+    axum::serve(nodelay::answering_at_once(listener), router(store, config))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

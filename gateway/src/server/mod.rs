@@ -5,7 +5,8 @@
 
 pub mod health;
 pub mod metrics;
-pub mod nodelay;
+/// Answers sent at once on every accepted connection (shared with the catalog API).
+pub use onecard_catalog::api::nodelay;
 pub mod openapi;
 pub mod router;
 

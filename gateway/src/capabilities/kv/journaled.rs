@@ -88,12 +88,6 @@ impl JournaledKv {
         change_log::create(&store).await.map_err(unavailable)?;
         // Entries that expired while no gateway ran are left behind here.
         let entries = change_log::read(&store, super::sql::now_ms().max(0) as u64).await.map_err(unavailable)?;
-        let through = change_log::last_seq(&store).await.map_err(unavailable)?;
-        for chunk in entries.chunks(COMPACTION_STEP) {
-            change_log::append_entries(&store, chunk).await.map_err(unavailable)?;
-        }
-        change_log::forget_through(&store, through).await.map_err(unavailable)?;
-        let live = entries.len() as u64;
 
         let (jobs, rx) = mpsc::unbounded_channel();
         let tx = jobs.clone();
@@ -102,7 +96,9 @@ impl JournaledKv {
             let _ = tx.send(Job::Change { namespace: namespace.to_owned(), key: key.to_owned(), changed });
         }));
         let memory = Arc::new(MemoryKv::journaled(entries, journal));
-        let compaction = Compaction { memory: Arc::downgrade(&memory), after: compact_after, appended: 0, live };
+        let mut compaction = Compaction { memory: Arc::downgrade(&memory), after: compact_after, appended: 0, live: 0 };
+        // The log rewritten as the entries just read, without pauses: nothing else runs yet.
+        compaction.run(&store, Duration::ZERO).await.map_err(unavailable)?;
         tokio::spawn(write(store, rx, compaction));
         Ok(JournaledKv { memory, jobs })
     }
@@ -133,11 +129,11 @@ impl Compaction {
     }
 
     /// Appends the live entries, one shard of the memory at a time in steps of
-    /// [`COMPACTION_STEP`] rows with a [`COMPACTION_PAUSE`] after each, then deletes the rows
-    /// that were there before. The writer takes no other change meanwhile, so each entry's row
-    /// is followed by every change made to it after it was read; a crash half-way leaves the
-    /// rows of both, and reading takes each key's last.
-    async fn run(&mut self, store: &SqlKv) -> Result<(), sqlx::Error> {
+    /// [`COMPACTION_STEP`] rows with `pause` after each, then deletes the rows that were there
+    /// before. The writer takes no other change meanwhile, so each entry's row is followed by
+    /// every change made to it after it was read; a crash half-way leaves the rows of both, and
+    /// reading takes each key's last.
+    async fn run(&mut self, store: &SqlKv, pause: Duration) -> Result<(), sqlx::Error> {
         let Some(memory) = self.memory.upgrade() else { return Ok(()) };
         let started = std::time::Instant::now();
         let through = change_log::last_seq(store).await?;
@@ -146,12 +142,14 @@ impl Compaction {
             let entries = memory.shard_entries(shard);
             for chunk in entries.chunks(COMPACTION_STEP) {
                 change_log::append_entries(store, chunk).await?;
-                tokio::time::sleep(COMPACTION_PAUSE).await;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
             }
             live += entries.len() as u64;
         }
         change_log::forget_through(store, through).await?;
-        tracing::info!(entries = live, rows_dropped = self.appended + self.live, took_ms = started.elapsed().as_millis() as u64, "plugin-state log compacted");
+        tracing::info!(entries = live, replaced_through_seq = through, took_ms = started.elapsed().as_millis() as u64, "plugin-state log compacted");
         (self.appended, self.live) = (0, live);
         Ok(())
     }
@@ -210,7 +208,7 @@ async fn write(store: SqlKv, mut rx: mpsc::UnboundedReceiver<Job>, mut compactio
             let _ = done.send(());
         }
         if compaction.due()
-            && let Err(e) = compaction.run(&store).await
+            && let Err(e) = compaction.run(&store, COMPACTION_PAUSE).await
         {
             // Changes keep being appended; the next batch tries again.
             tracing::warn!(error = %e, "cannot compact the plugin-state log");

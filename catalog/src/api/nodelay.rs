@@ -1,4 +1,5 @@
-//! Every connection the gateway accepts sends its answers at once (`TCP_NODELAY`).
+//! Every connection onecard's servers accept (the gateway's, the catalog API's) sends its
+//! answers at once (`TCP_NODELAY`).
 //!
 //! Why: axum's `serve` leaves Nagle's algorithm on. With it, an answer written while an
 //! earlier answer on the same connection is still unacknowledged is held back until the
