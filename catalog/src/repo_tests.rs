@@ -25,7 +25,83 @@ crate::both_backends!(
     concurrent_writers_get_consecutive_versions,
     long_poll_sees_changes_written_by_another_process,
     a_batch_of_accesses_larger_than_one_statement_arrives_whole,
+    accesses_are_listed_before_and_after_they_are_folded_into_the_index,
 );
+
+fn access(card: &str, action: &str, at: chrono::DateTime<chrono::Utc>) -> crate::store::AccessRecord {
+    crate::store::AccessRecord {
+        at,
+        card_ref: card.into(),
+        application: "parks".into(),
+        action: action.into(),
+        channel: "3300000001".into(),
+        consent_id: Some("consent-1".into()),
+        scopes: ["holder.age".to_string()].into(),
+        gateway: String::new(),
+    }
+}
+
+async fn rows_in(store: &Store, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(store.pool()).await.expect("count")
+}
+
+/// Rows in each pending table that holds any: (its slice's digit, rows).
+async fn pending_rows(store: &Store) -> Vec<(char, i64)> {
+    let mut rows = Vec::new();
+    for digit in "0123456789abcdef".chars() {
+        let n = rows_in(store, &format!("accesses_pending_{digit}")).await;
+        if n > 0 {
+            rows.push((digit, n));
+        }
+    }
+    rows
+}
+
+/// On SQLite reports wait in the pending table of their card's slice until enough have
+/// gathered; then each report folds the fullest into the table indexed by card. A holder's list
+/// shows them, newest first, wherever they are. PostgreSQL takes them straight into `accesses`.
+async fn accesses_are_listed_before_and_after_they_are_folded_into_the_index(store: Store) {
+    let sqlite = store.backend() == crate::store::Backend::Sqlite;
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
+    let mut n = 0;
+    let mut report = |cards: &[&str]| -> Vec<_> {
+        cards.iter().map(|c| { n += 1; access(c, &format!("a{n}"), t0 + chrono::Duration::seconds(n)) }).collect()
+    };
+    let actions = |v: Vec<crate::store::AccessRecord>| v.into_iter().map(|a| a.action).collect::<Vec<_>>();
+    let pending = |rows: &[(char, i64)]| if sqlite { rows.to_vec() } else { Vec::new() };
+
+    // Six accesses to cards of the first and second slices: fewer than the fold's 10 wait.
+    store.record_accesses_folding_at("gw-1", &report(&["0a", "1b", "0a", "1b", "0a", "1b"]), 10).await.unwrap();
+    assert_eq!(pending_rows(&store).await, pending(&[('0', 3), ('1', 3)]));
+    assert_eq!(actions(store.accesses_of("0a").await.unwrap()), ["a5", "a3", "a1"]);
+
+    // Twelve pending: the first of the two fullest slices (card 0a) moves, the other waits.
+    store.record_accesses_folding_at("gw-1", &report(&["0a", "1b", "0a", "1b", "0a", "1b"]), 10).await.unwrap();
+    assert_eq!(pending_rows(&store).await, pending(&[('1', 6)]));
+    assert_eq!(rows_in(&store, "accesses").await, if sqlite { 6 } else { 12 });
+
+    // Seven pending: nothing moves. Eleven: the fullest (1b) moves, the other card's waits.
+    store.record_accesses_folding_at("gw-1", &report(&["f0"]), 10).await.unwrap();
+    assert_eq!(pending_rows(&store).await, pending(&[('1', 6), ('f', 1)]));
+    store.record_accesses_folding_at("gw-1", &report(&["1b", "1b", "1b", "1b"]), 10).await.unwrap();
+    assert_eq!(pending_rows(&store).await, pending(&[('f', 1)]));
+    assert_eq!(rows_in(&store, "accesses").await, if sqlite { 16 } else { 17 });
+
+    // One more for 1b waits, and is listed first, before its folded ones.
+    store.record_accesses_folding_at("gw-2", &report(&["1b"]), 10).await.unwrap();
+    assert_eq!(pending_rows(&store).await, pending(&[('1', 1), ('f', 1)]));
+    let b = store.accesses_of("1b").await.unwrap();
+    assert_eq!(b[0].gateway, "gw-2");
+    assert!(b[1..].iter().all(|a| a.gateway == "gw-1" && a.card_ref == "1b" && a.consent_id.as_deref() == Some("consent-1")));
+    assert_eq!(actions(b), ["a18", "a17", "a16", "a15", "a14", "a12", "a10", "a8", "a6", "a4", "a2"]);
+    assert_eq!(actions(store.accesses_of("0a").await.unwrap()), ["a11", "a9", "a7", "a5", "a3", "a1"]);
+    assert_eq!(actions(store.accesses_of("f0").await.unwrap()), ["a13"]);
+    // A reference that is not hexadecimal has a slice too.
+    store.record_accesses_folding_at("gw-1", &report(&["card-c", "Z"]), 10).await.unwrap();
+    assert_eq!(actions(store.accesses_of("card-c").await.unwrap()), ["a19"]);
+    assert_eq!(actions(store.accesses_of("Z").await.unwrap()), ["a20"]);
+    assert!(store.accesses_of("card-d").await.unwrap().is_empty());
+}
 
 /// The access log writes 64 rows per statement: a batch of 150 spans three statements, all in
 /// one transaction, and every access arrives once with its own fields.

@@ -7,7 +7,7 @@ use sqlx::{Column as _, Row as _};
 use super::Store;
 use crate::error::Result;
 
-/// Every table with the columns that order it.
+/// Every table with the columns that order it (and the pending accesses' tables, by `id`).
 const TABLES: [(&str, &str); 11] = [
     ("entities", "kind, id"),
     ("filings", "application, number"),
@@ -26,7 +26,8 @@ impl Store {
     /// Every row of every table, as JSON.
     pub async fn dump(&self) -> Result<Value> {
         let mut out = serde_json::Map::new();
-        for (table, order) in TABLES {
+        let pending = super::accesses::pending_tables().map(|table| (table, "id"));
+        for (table, order) in TABLES.into_iter().chain(pending) {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM {table} ORDER BY {order}"))).fetch_all(&self.pool).await?;
             let rows: Vec<Value> = rows
                 .iter()

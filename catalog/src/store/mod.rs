@@ -5,6 +5,7 @@
 //! journal) so that change versions are assigned and committed in order: a gateway that has
 //! seen version N has seen every change up to N.
 
+mod accesses;
 mod artifacts;
 mod catalog_io;
 mod dump;
@@ -23,7 +24,8 @@ use tokio::sync::watch;
 pub use gateways::{GatewayReport, GatewayStatus, RolloutEntry};
 pub use journal::{ChangeRecord, HistoryEntry};
 pub use artifacts::MAX_ARTIFACT_BYTES;
-pub use registry::{AccessRecord, CardUpdate};
+pub use accesses::AccessRecord;
+pub use registry::CardUpdate;
 pub use tokens::{NewToken, TokenInfo};
 
 use crate::error::{Error, Result, codes};

@@ -1,0 +1,21 @@
+-- Data accesses reported but not yet in `accesses`' index by card, one table per sixteenth of
+-- the card space (card references are hexadecimal; a table holds the references that start
+-- with its digit, or sort between it and the next). SQLite appends reports here and moves a
+-- table's rows into `accesses` in bulk, in card order (see store/accesses.rs). PostgreSQL
+-- leaves them empty.
+CREATE TABLE accesses_pending_0 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_1 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_2 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_3 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_4 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_5 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_6 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_7 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_8 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_9 (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_a (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_b (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_c (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_d (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_e (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
+CREATE TABLE accesses_pending_f (id TEXT NOT NULL PRIMARY KEY, at TEXT NOT NULL, card_ref TEXT NOT NULL, application TEXT NOT NULL, action TEXT NOT NULL, channel TEXT NOT NULL, consent_id TEXT, scopes TEXT NOT NULL, gateway TEXT NOT NULL);
