@@ -58,6 +58,8 @@ pub(super) fn pending_tables() -> impl Iterator<Item = &'static str> {
 
 /// The columns of the pending and the indexed tables, in the order they are written.
 const COLUMNS: &str = "id, at, card_ref, application, action, channel, consent_id, scopes, gateway";
+/// How many [`COLUMNS`] there are.
+const COLUMN_COUNT: usize = 9;
 
 /// One access to a holder's data, reported by a gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,7 +104,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (table, records) in tables {
             for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
-                let sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES {}", super::values_placeholders(self.backend, chunk.len(), 9));
+                let sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES {}", super::values_placeholders(self.backend, chunk.len(), COLUMN_COUNT));
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
                     query = query
@@ -123,13 +125,10 @@ impl Store {
             // Inside the transaction: the file's write lock is held, no other report interleaves.
             let counts = pending_tables().map(|t| format!("(SELECT count(*) FROM {t})")).collect::<Vec<_>>().join(", ");
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {counts}"))).fetch_one(&mut *tx).await?;
-            let mut pending = Vec::with_capacity(PENDING.len());
-            for i in 0..PENDING.len() {
-                pending.push(row.try_get::<i64, _>(i)?);
-            }
+            let pending = (0..PENDING.len()).map(|i| row.try_get::<i64, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
             if pending.iter().sum::<i64>() >= fold_rows {
-                // The fullest; the first of equals.
-                let fullest = (0..PENDING.len()).fold(0, |best, i| if pending[i] > pending[best] { i } else { best });
+                // The fullest; the first of equals (`max_by_key` takes the last, so from the end).
+                let (fullest, _) = pending.iter().enumerate().rev().max_by_key(|(_, rows)| **rows).expect("sixteen tables");
                 let table = PENDING[fullest].1;
                 let fold = format!("INSERT INTO accesses ({COLUMNS}) SELECT {COLUMNS} FROM {table} ORDER BY card_ref, at, id");
                 sqlx::query(sqlx::AssertSqlSafe(fold)).execute(&mut *tx).await?;
@@ -148,10 +147,7 @@ impl Store {
              ) AS listed ORDER BY at DESC, id LIMIT 500",
             pending_table(card_ref)
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(card_ref.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(card_ref.to_string()).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let at: String = row.try_get(0)?;
