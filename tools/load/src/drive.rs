@@ -96,6 +96,8 @@ pub struct Measured {
     pub timeline: Vec<Timed>,
     /// Open loop only: when its timetable started (the origin of `timeline`'s times).
     pub timeline_origin: Option<Instant>,
+    /// Open loop with `--timeline` only: what the machine did while its slow requests waited.
+    pub slow: Option<crate::system::SlowCauses>,
 }
 
 /// One open-loop request's times, µs.
@@ -209,7 +211,7 @@ pub async fn closed(connections: Vec<TcpStream>, requests: Vec<Vec<u8>>, duratio
     let elapsed = start.elapsed();
     let left = queue.lock().unwrap_or_else(|p| p.into_inner()).len();
     let second_half = second_half(&done, start, start + elapsed);
-    let measured = Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None };
+    let measured = Measured { sent: total - left, elapsed, latency, tally, exhausted: left == 0 && elapsed < duration, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None, slow: None };
     Ok((measured, kept))
 }
 
@@ -249,7 +251,7 @@ pub fn open(mut connections: Connections, requests: &[Vec<u8>], rate: u32) -> an
         last = last.max(answer.done);
     }
     let second_half = second_half(&allowed, start, last);
-    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline, timeline_origin: Some(start) })
+    Ok(Measured { sent, elapsed: last.saturating_duration_since(start), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline, timeline_origin: Some(start), slow: None })
 }
 
 /// How many of `done` fall in the second half of `[start, end]`, and that half's length.
@@ -285,7 +287,7 @@ mod tests {
             tally.add(Ok(()));
         }
         tally.add(Err(("X".into(), "x".into())));
-        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None };
+        let m = Measured { sent: 11, elapsed: Duration::from_secs(2), latency: histogram(), tally, exhausted: false, second_half: (3, Duration::from_secs(1)), server_cpu: Some(Duration::from_millis(5)), sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None, slow: None };
         assert!((m.throughput() - 5.0).abs() < 1e-9);
         assert!((m.sustained() - 3.0).abs() < 1e-9);
         assert_eq!(m.cpu_per_request(), Some(Duration::from_millis(5) / 11));

@@ -148,8 +148,11 @@ impl Bench {
         // The wall-clock start lets the gateway's own logs (`ONECARD_LOG`) be read against the timeline.
         eprintln!("{round}{}: open loop at {rate} req/s for {} s from {}…", target.name(), options.duration, chrono::Utc::now().format("%H:%M:%S%.3f UTC"));
         let recorder = options.timeline.is_some().then(system::record).transpose()?;
-        let measured = measure(options, || drive::open(connections, &requests, rate))?;
+        let mut measured = measure(options, || drive::open(connections, &requests, rate))?;
         let system = recorder.map(system::Recorder::finish);
+        if let (Some(rows), Some(origin)) = (&system, measured.timeline_origin) {
+            measured.slow = Some(system::slow_causes(rows, origin, &measured.timeline, report::GOAL_P99_US, system::machine_cpus()));
+        }
         self.after(target, &measured)?;
         if let Some(dir) = &options.timeline {
             write_timeline(&dir.join(round.file(target, "open")), &measured.timeline)?;

@@ -183,6 +183,24 @@ impl fmt::Display for Report {
             let steal = row.measured.steal.unwrap_or(0.0) * 100.0;
             writeln!(f, "the host took {steal:.1} % of the machine's CPU time during round {}'s {} {mode} (steal): that phase measured a smaller machine", row.round, row.target.name())?;
         }
+        let explained: Vec<_> = self.rows.iter().filter_map(|r| Some((r, r.measured.slow?))).filter(|(_, s)| s.slow > 0).collect();
+        if !explained.is_empty() {
+            writeln!(f)?;
+        }
+        for (row, slow) in explained {
+            let neither = slow.slow - slow.steal - slow.others;
+            writeln!(
+                f,
+                "round {}'s {} open loop: {} requests took over {:.0} ms; {} of them while the host took at least {:.0} % of the machine's CPU time (steal), {} while other processes and kernel threads did, {neither} while neither did",
+                row.round,
+                row.target.name(),
+                slow.slow,
+                GOAL_P99_US as f64 / 1000.0,
+                slow.steal,
+                crate::system::TAKEN * 100.0,
+                slow.others,
+            )?;
+        }
         if let Some(ratio) = self.ratio() {
             let verdict = if ratio >= GOAL_RATIO { "met" } else { "NOT met" };
             write!(f, "\nfull / native sustained peak throughput: {:.1} % (goal ≥ {:.0} %: {verdict})", ratio * 100.0, GOAL_RATIO * 100.0)?;
@@ -224,7 +242,7 @@ mod tests {
         }
         let tally = Tally { allowed, ..Tally::default() };
         let second_half = (allowed / 2, Duration::from_secs(secs) / 2);
-        Row { round, target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None } }
+        Row { round, target, mode, measured: Measured { sent: allowed as usize, elapsed: Duration::from_secs(secs), latency, tally, exhausted: false, second_half, server_cpu: None, sqlite_cpu: None, steal: None, timeline: Vec::new(), timeline_origin: None, slow: None } }
     }
 
     #[test]
@@ -302,5 +320,19 @@ mod tests {
         assert_eq!(report.disturbed().count(), 1, "under 1 % is not a disturbance");
         assert!(text.contains("the host took 12.3 % of the machine's CPU time during round 1's native open loop (steal)"), "{text}");
         assert!(text.contains("| 0.9 | 0 |") && text.contains("| 12.3 | 0 |") && text.contains("| - | 0 |"), "{text}");
+    }
+
+    #[test]
+    fn what_took_the_machine_while_slow_requests_waited_is_named() {
+        let mut full = row(Target::Full, Mode::Open(150), 1500, 10, 4000);
+        full.measured.slow = Some(crate::system::SlowCauses { slow: 925, steal: 388, others: 481 });
+        let mut quiet = row(Target::Native, Mode::Open(150), 1500, 10, 4000);
+        quiet.measured.slow = Some(crate::system::SlowCauses::default());
+        let text = Report { rows: vec![full, quiet] }.to_string();
+        assert!(
+            text.contains("round 1's full open loop: 925 requests took over 5 ms; 388 of them while the host took at least 20 % of the machine's CPU time (steal), 481 while other processes and kernel threads did, 56 while neither did"),
+            "{text}"
+        );
+        assert!(!text.contains("native open loop:"), "an open loop without slow requests has no line: {text}");
     }
 }

@@ -12,6 +12,11 @@
 //! workers wrote (each thread's `io`, `wchar`), where a WAL checkpoint shows as megabytes in one
 //! row against the kilobytes of a commit. A row holds what each counter added since the row
 //! before. Where a file is missing, its columns stay 0.
+//!
+//! [`slow_causes`] reads the rows back against the open loop's requests: of those slower than
+//! the goal's bound, how many were slow while the host (steal), or other processes and the
+//! kernel's own threads, took a large share of the machine. `/proc/stat` counts in ticks, so
+//! a single row's share is coarse; summed over a window of several rows it is not biased.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -23,6 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::cpu::{GENERATOR_THREAD, comm, is_generator, is_sqlite, schedstat, threads};
+use crate::drive::Timed;
 
 /// Time between two rows: short enough to place a stall of tens of milliseconds, long enough
 /// that reading ~30 `schedstat` files costs well under 1 % of a core.
@@ -110,6 +116,76 @@ pub fn csv(rows: &[Row], origin: Instant) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A share of the machine's CPU time at or above which the host, or other processes, took
+/// enough of it to make requests slow: at the open loop's rate this process leaves about a
+/// fifth to two fifths of the machine idle (session 19: 22–38 %), so a fifth taken leaves it
+/// little or no room for its own bursts.
+pub const TAKEN: f64 = 0.2;
+
+/// How far before a slow request was due its window starts: work that took the machine just
+/// before leaves a backlog the request waits behind.
+const BEFORE: Duration = Duration::from_millis(50);
+
+/// What the machine did while an open loop's slow requests waited ([`slow_causes`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlowCauses {
+    /// Requests slower than the bound.
+    pub slow: usize,
+    /// Of which, slow while the host took at least [`TAKEN`] of the machine (steal).
+    pub steal: usize,
+    /// Of which (the rest), slow while other processes and the kernel's own threads took at
+    /// least [`TAKEN`] of it: the machine's busy time that was not this process's.
+    pub others: usize,
+}
+
+/// The machine's CPUs (`/proc/stat`'s `cpuN` lines); 1 where it does not tell.
+pub fn machine_cpus() -> u32 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let n = stat.lines().filter(|l| l.strip_prefix("cpu").and_then(|r| r.chars().next()).is_some_and(|c| c.is_ascii_digit())).count();
+    u32::try_from(n).unwrap_or(1).max(1)
+}
+
+/// Of `requests` (an open loop's, due from `origin`), those slower than `bound_us`, and what
+/// took the machine's `cpus` in each one's window: from [`BEFORE`] before it was due until it
+/// was answered, the rows that overlap it summed. Steal is counted first: a host taking the
+/// vCPUs also stalls other processes, and a thread's `schedstat` counts the time stolen from it
+/// as its own, which hides other processes' time in the same rows.
+pub fn slow_causes(rows: &[Row], origin: Instant, requests: &[Timed], bound_us: u64, cpus: u32) -> SlowCauses {
+    // Each row as (start, end, machine µs, steal µs, others µs): a row covers the time since
+    // the row before (the first, one interval).
+    let mut spans = Vec::with_capacity(rows.len());
+    let mut start = rows.first().map(|r| r.at.checked_sub(EVERY).unwrap_or(r.at));
+    for row in rows {
+        let from = start.unwrap_or(row.at);
+        let machine = i64::try_from(row.at.saturating_duration_since(from).as_micros()).unwrap_or(i64::MAX) * i64::from(cpus);
+        let ms = |column: usize| i64::try_from(row.values[column]).unwrap_or(i64::MAX).saturating_mul(1_000);
+        let us = |column: usize| i64::try_from(row.values[column]).unwrap_or(i64::MAX);
+        // Columns: steal, iowait and idle in ms; this process's threads' CPU in µs.
+        let busy = machine - ms(0) - ms(1) - ms(2);
+        let ours = us(Group::Server as usize) + us(Group::Sqlite as usize) + us(Group::Load as usize);
+        spans.push((from, row.at, machine, ms(0), busy - ours));
+        start = Some(row.at);
+    }
+    let mut causes = SlowCauses::default();
+    for request in requests.iter().filter(|r| r.latency_us > bound_us) {
+        let due = origin + Duration::from_micros(request.scheduled_us);
+        let (from, to) = (due.checked_sub(BEFORE).unwrap_or(due), due + Duration::from_micros(request.latency_us));
+        let first = spans.partition_point(|s| s.1 <= from);
+        let (machine, steal, others) = spans[first..]
+            .iter()
+            .take_while(|s| s.0 < to)
+            .fold((0i64, 0i64, 0i64), |(m, st, o), s| (m + s.2, st + s.3, o + s.4));
+        causes.slow += 1;
+        let share = |part: i64| machine > 0 && part as f64 >= TAKEN * machine as f64;
+        if share(steal) {
+            causes.steal += 1;
+        } else if share(others) {
+            causes.others += 1;
+        }
+    }
+    causes
 }
 
 /// A thread's group: the columns its `schedstat` adds to (server, SQLite, load generator).
@@ -295,6 +371,29 @@ mod tests {
         assert_eq!(lines.len(), rows.len() + 1);
         assert!(lines[1].starts_with('-'), "a row before the origin has a negative time: {}", lines[1]);
         assert!(lines[2].starts_with("0,"), "{}", lines[2]);
+    }
+
+    /// Rows on 2 CPUs (20 ms of machine time per 10 ms): a quiet one, one the host took 10 ms
+    /// of, one other processes took 18 ms of (20 − 0 idle − 2 this process's), two quiet ones,
+    /// then a quiet 70 ms. A request slow over the first two rows (steal 25 % of its window) and
+    /// one over the first three (steal 17 %, others 30 %) are told apart; one slow in the last
+    /// row (its window reaching back [`BEFORE`] into it only) is neither; a fast one is not
+    /// counted.
+    #[test]
+    fn slow_requests_are_told_apart_by_what_took_the_machine() {
+        let origin = Instant::now();
+        let row = |n: u64, steal_ms: u64, idle_ms: u64, server_us: u64| {
+            let mut values = [0; COLUMNS.len()];
+            (values[0], values[2], values[Group::Server as usize]) = (steal_ms, idle_ms, server_us);
+            Row { at: origin + EVERY * u32::try_from(n).unwrap(), values }
+        };
+        let rows = [row(1, 0, 12, 8_000), row(2, 10, 0, 10_000), row(3, 0, 0, 2_000), row(4, 0, 12, 8_000), row(5, 0, 12, 8_000), row(12, 0, 120, 20_000)];
+        let at = |scheduled_ms: u64, latency_ms: u64| Timed { scheduled_us: scheduled_ms * 1_000, latency_us: latency_ms * 1_000, start_delay_us: 1 };
+        let requests = [at(10, 6), at(21, 6), at(110, 8), at(12, 2)];
+        let causes = slow_causes(&rows, origin, &requests, 5_000, 2);
+        assert_eq!(causes, SlowCauses { slow: 3, steal: 1, others: 1 });
+        assert_eq!(slow_causes(&rows, origin, &requests, 10_000, 2), SlowCauses::default(), "none over 10 ms");
+        assert!(machine_cpus() >= 1);
     }
 
     #[test]
