@@ -159,9 +159,10 @@ pub fn slow_causes(rows: &[Row], origin: Instant, requests: &[Timed], bound_us: 
     let mut start = rows.first().map(|r| r.at.checked_sub(EVERY).unwrap_or(r.at));
     for row in rows {
         let from = start.unwrap_or(row.at);
-        let machine = i64::try_from(row.at.saturating_duration_since(from).as_micros()).unwrap_or(i64::MAX) * i64::from(cpus);
-        let ms = |column: usize| i64::try_from(row.values[column]).unwrap_or(i64::MAX).saturating_mul(1_000);
-        let us = |column: usize| i64::try_from(row.values[column]).unwrap_or(i64::MAX);
+        // A row's counters and length are milliseconds to seconds: far inside i64.
+        let machine = row.at.saturating_duration_since(from).as_micros() as i64 * i64::from(cpus);
+        let us = |column: usize| row.values[column] as i64;
+        let ms = |column: usize| us(column) * 1_000;
         // Columns: steal, iowait and idle in ms; this process's threads' CPU in µs.
         let busy = machine - ms(0) - ms(1) - ms(2);
         let ours = us(Group::Server as usize) + us(Group::Sqlite as usize) + us(Group::Load as usize);
