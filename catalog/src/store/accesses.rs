@@ -8,18 +8,25 @@
 //! access. Under `onecard-load` those pages were four fifths of what SQLite wrote and about
 //! 30 µs of its CPU per request (docs/PERFORMANCE.md, session 18).
 //!
-//! So on SQLite a report is appended to one of sixteen `accesses_pending_*` tables, by the
-//! card's slice of the card space ([`PENDING`]); none of them is indexed by card. Once
-//! [`FOLD_ROWS`] accesses are pending, each report's transaction also moves the fullest table's
-//! accesses into `accesses`, in card order, and empties the table: each index page that gains
-//! entries is written once however many it gains, and a slice's pages are a sixteenth of the
-//! index, so no report writes the whole index at once. (In one pending table, moving a slice's
-//! rows out would rewrite every page of it: they are spread through it in the order they came.)
+//! So on SQLite a report is appended to one of sixty-four `accesses_pending_*` tables, by the
+//! card's slice of the card space ([`PENDING`]); none of them is indexed. Once [`FOLD_ROWS`]
+//! accesses are pending, each report's transaction also moves the fullest table's accesses into
+//! `accesses`, in card order, and empties the table: each index page that gains entries is
+//! written once however many it gains, and a slice's pages are a sixty-fourth of the index, so
+//! no report writes more than a small part of it. (In one pending table, moving a slice's rows
+//! out would rewrite every page of it: they are spread through it in the order they came.)
 //! A holder's list reads `accesses` and the card's pending table, so an access is listed as soon
 //! as it is reported; the pending table is scanned whole, which [`FOLD_ROWS`] keeps short.
 //! PostgreSQL writes rows, not pages, and takes reports straight into `accesses`.
+//!
+//! Neither `accesses` nor the pending tables have a key on `id` (migration 0004): the catalog
+//! makes the ids and nothing looks one up, and that second B-tree cost every report and fold
+//! page writes of its own. With sixteen slices a fold moved about 2 000 accesses in one
+//! transaction: under `onecard-load` SQLite's threads took up to 24–29 ms of CPU within 50 ms,
+//! while requests waited, against 13–18 ms with sixty-four (docs/PERFORMANCE.md, session 20).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row as _;
@@ -29,31 +36,44 @@ use crate::error::{Error, Result};
 
 /// Pending accesses above which each report folds the fullest pending table into the indexed
 /// one. A fold writes every index page of its slice that holds one of the moved cards; the more
-/// accesses are pending, the more of them share a page: under `onecard-load` (300 000 holders)
-/// SQLite wrote about 6 KB per admission in all, against 14 KB with each access written straight
-/// into the index (docs/PERFORMANCE.md, session 18). Each fold moves at least a sixteenth of
-/// what is pending, so no more than about this many, or sixteen reports' worth, wait; a
-/// holder's list scans one table of them, about a sixteenth.
-const FOLD_ROWS: i64 = 16_384;
+/// accesses are pending, the more of them share a page. Each fold moves at least a sixty-fourth
+/// of what is pending, about a thousand accesses at this many; no more than about this many
+/// wait, and a holder's list scans one table of them, about a sixty-fourth. Under `onecard-load`
+/// (300 000 holders) a model of these writes in SQLite wrote 0.62 pages per access and spent a
+/// fold 8 ms of CPU, against 0.96 pages and 26 ms with sixteen slices, 16 384 accesses and the
+/// key on `id` (docs/PERFORMANCE.md, session 20).
+const FOLD_ROWS: i64 = 32_768;
 
-/// The pending tables and where each one's slice of the card space starts (the first at the
-/// smallest string, the last ends past the largest). Card references are hexadecimal HMACs, so
-/// the slices hold about as many cards each; any other string falls into one of them.
-const PENDING: [(&str, &str); 16] = [
-    ("", "accesses_pending_0"), ("1", "accesses_pending_1"), ("2", "accesses_pending_2"), ("3", "accesses_pending_3"),
-    ("4", "accesses_pending_4"), ("5", "accesses_pending_5"), ("6", "accesses_pending_6"), ("7", "accesses_pending_7"),
-    ("8", "accesses_pending_8"), ("9", "accesses_pending_9"), ("a", "accesses_pending_a"), ("b", "accesses_pending_b"),
-    ("c", "accesses_pending_c"), ("d", "accesses_pending_d"), ("e", "accesses_pending_e"), ("f", "accesses_pending_f"),
-];
+/// How many pending tables, each for as large a slice of the card space.
+const SLICES: usize = 64;
+
+/// The pending tables, each with where its slice of the card space starts (the first at the
+/// smallest string, the last ends past the largest): the slice of `accesses_pending_4c` starts
+/// at `4c` and ends where `accesses_pending_50`'s starts, at `5`. Card references are
+/// hexadecimal HMACs, so the slices hold about as many cards each; any other string falls into
+/// one of them. (A slice that starts at a hexadecimal digit starts at that digit alone, where
+/// migration 0003's sixteen slices started, so that migration 0004 could split each in four.)
+static PENDING: LazyLock<[(String, String); SLICES]> = LazyLock::new(|| {
+    std::array::from_fn(|i| {
+        let start = match (i, i * 256 / SLICES) {
+            (0, _) => String::new(),
+            (_, first) if first % 16 == 0 => format!("{:x}", first / 16),
+            (_, first) => format!("{first:02x}"),
+        };
+        (start, format!("accesses_pending_{:02x}", i * 256 / SLICES))
+    })
+});
 
 /// The pending table of `card_ref`'s slice.
 fn pending_table(card_ref: &str) -> &'static str {
-    PENDING[PENDING.partition_point(|(start, _)| *start <= card_ref) - 1].1
+    let pending: &'static [(String, String); SLICES] = &PENDING;
+    &pending[pending.partition_point(|(start, _)| start.as_str() <= card_ref) - 1].1
 }
 
 /// Every pending table (the store's dump lists them).
-pub(super) fn pending_tables() -> impl Iterator<Item = &'static str> {
-    PENDING.iter().map(|(_, table)| *table)
+pub(crate) fn pending_tables() -> impl Iterator<Item = &'static str> {
+    let pending: &'static [(String, String); SLICES] = &PENDING;
+    pending.iter().map(|(_, table)| table.as_str())
 }
 
 /// The columns of the pending and the indexed tables, in the order they are written.
@@ -105,7 +125,9 @@ impl Store {
         for (table, records) in tables {
             for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
                 let sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES {}", super::values_placeholders(self.backend, chunk.len(), COLUMN_COUNT));
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                // Not kept prepared: a report's statements differ in table and row count, and would
+                // push the store's other statements out of each connection's cache.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
                 for r in chunk {
                     query = query
                         .bind(crate::ids::time_ordered_hex::<14>())
@@ -123,13 +145,17 @@ impl Store {
         }
         if self.backend == Backend::Sqlite {
             // Inside the transaction: the file's write lock is held, no other report interleaves.
-            let counts = pending_tables().map(|t| format!("(SELECT count(*) FROM {t})")).collect::<Vec<_>>().join(", ");
+            // A pending table's rows are only appended, and a fold empties it whole, so its
+            // largest rowid is how many it holds (SQLite gives an appended row one more than the
+            // largest, and 1 in an empty table): one step down its B-tree, where `count(*)`
+            // would read every page.
+            let counts = pending_tables().map(|t| format!("(SELECT coalesce(max(rowid), 0) FROM {t})")).collect::<Vec<_>>().join(", ");
             let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {counts}"))).fetch_one(&mut *tx).await?;
-            let pending = (0..PENDING.len()).map(|i| row.try_get::<i64, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
+            let pending = (0..SLICES).map(|i| row.try_get::<i64, _>(i)).collect::<std::result::Result<Vec<_>, _>>()?;
             if pending.iter().sum::<i64>() >= fold_rows {
                 // The fullest; the first of equals (`max_by_key` takes the last, so from the end).
-                let (fullest, _) = pending.iter().enumerate().rev().max_by_key(|(_, rows)| **rows).expect("sixteen tables");
-                let table = PENDING[fullest].1;
+                let (fullest, _) = pending.iter().enumerate().rev().max_by_key(|(_, rows)| **rows).expect("sixty-four tables");
+                let table = &PENDING[fullest].1;
                 let fold = format!("INSERT INTO accesses ({COLUMNS}) SELECT {COLUMNS} FROM {table} ORDER BY card_ref, at, id");
                 sqlx::query(sqlx::AssertSqlSafe(fold)).execute(&mut *tx).await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
@@ -163,5 +189,76 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// References in every corner of the card space, hexadecimal or not.
+    const REFS: [&str; 22] = [
+        "", "+", "0", "03ff", "04", "0bff", "0c", "0z", "1", "1/", "13", "14", "9c", "9z", "Z", "a", "card-c", "f", "fc", "fz", "g", "~",
+    ];
+
+    #[test]
+    fn the_card_space_is_cut_in_sixty_four_slices_from_two_hexadecimal_digits() {
+        let starts: Vec<&str> = PENDING.iter().map(|(start, _)| start.as_str()).collect();
+        assert_eq!(starts[..6], ["", "04", "08", "0c", "1", "14"]);
+        assert_eq!(starts[60..], ["f", "f4", "f8", "fc"]);
+        assert!(starts.windows(2).all(|w| w[0] < w[1]), "slices in order, none empty");
+        let cases = [("", "00"), ("+", "00"), ("03ff", "00"), ("04", "04"), ("0bff", "08"), ("0c", "0c"), ("0z", "0c"), ("1", "10"), ("1/", "10"), ("13", "10")];
+        for (card, slice) in cases.into_iter().chain([("14", "14"), ("9c", "9c"), ("Z", "9c"), ("a", "a0"), ("card-c", "c8"), ("fz", "fc"), ("~", "fc")]) {
+            assert_eq!(pending_table(card), format!("accesses_pending_{slice}"), "{card:?}");
+        }
+        assert_eq!(pending_tables().collect::<BTreeSet<_>>().len(), SLICES);
+    }
+
+    /// Migration 0004 splits each of migration 0003's sixteen pending tables in four: every
+    /// access waiting in one lands in the table its card is looked up in now, and those already
+    /// folded stay in `accesses`, listed as before.
+    #[tokio::test]
+    async fn migration_0004_moves_each_waiting_access_to_its_cards_slice() {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        for file in ["0001_catalog.sql", "0002_artifacts.sql", "0003_accesses_pending.sql"] {
+            let sql = std::fs::read_to_string(format!("{}/migrations/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        }
+        // Where migration 0003 kept each reference: the table of the last digit not above it.
+        let old_table = |card: &str| {
+            let digit = "123456789abcdef".chars().filter(|d| d.to_string().as_str() <= card).last().unwrap_or('0');
+            format!("accesses_pending_{digit}")
+        };
+        let insert = |table: String, n: usize, card: &str| {
+            format!("INSERT INTO {table} ({COLUMNS}) VALUES ('id-{n:03}', '2026-12-07T08:00:00Z', '{card}', 'parks', 'enter', '3300000001', NULL, '[]', 'gw-1')")
+        };
+        for (n, card) in REFS.iter().enumerate() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(insert(old_table(card), n, card))).execute(&pool).await.unwrap();
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(insert("accesses".into(), 999, "0a"))).execute(&pool).await.unwrap();
+
+        let sql = std::fs::read_to_string(format!("{}/migrations/0004_accesses_lighter.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+
+        for (n, card) in REFS.iter().enumerate() {
+            let sql = format!("SELECT count(*) FROM {} WHERE card_ref = $1 AND id = $2", pending_table(card));
+            let found: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(*card).bind(format!("id-{n:03}")).fetch_one(&pool).await.unwrap();
+            assert_eq!(found, 1, "{card:?} is in its slice's table");
+        }
+        let mut waiting = 0;
+        for table in pending_tables() {
+            let rows: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}"))).fetch_one(&pool).await.unwrap();
+            let largest: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT coalesce(max(rowid), 0) FROM {table}"))).fetch_one(&pool).await.unwrap();
+            assert_eq!(largest, rows, "{table}'s largest rowid counts its rows");
+            waiting += rows;
+        }
+        assert_eq!(waiting, REFS.len() as i64, "every waiting access moved once");
+        let old: i64 = sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE name GLOB 'accesses_pending_?'").fetch_one(&pool).await.unwrap();
+        assert_eq!(old, 0, "the sixteen tables are gone");
+        let folded: String = sqlx::query_scalar("SELECT id FROM accesses WHERE card_ref = '0a'").fetch_one(&pool).await.unwrap();
+        assert_eq!(folded, "id-999");
     }
 }

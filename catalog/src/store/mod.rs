@@ -25,6 +25,8 @@ pub use gateways::{GatewayReport, GatewayStatus, RolloutEntry};
 pub use journal::{ChangeRecord, HistoryEntry};
 pub use artifacts::MAX_ARTIFACT_BYTES;
 pub use accesses::AccessRecord;
+#[cfg(test)]
+pub(crate) use accesses::pending_tables;
 pub use registry::CardUpdate;
 pub use tokens::{NewToken, TokenInfo};
 
