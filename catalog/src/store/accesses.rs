@@ -38,10 +38,11 @@ use crate::error::{Error, Result};
 /// one. A fold writes every index page of its slice that holds one of the moved cards; the more
 /// accesses are pending, the more of them share a page. Each fold moves at least a sixty-fourth
 /// of what is pending, about a thousand accesses at this many; no more than about this many
-/// wait, and a holder's list scans one table of them, about a sixty-fourth. Under `onecard-load`
-/// (300 000 holders) a model of these writes in SQLite wrote 0.62 pages per access and spent a
-/// fold 8 ms of CPU, against 0.96 pages and 26 ms with sixteen slices, 16 384 accesses and the
-/// key on `id` (docs/PERFORMANCE.md, session 20).
+/// wait, and a holder's list scans one table of them, about a sixty-fourth. A model of these
+/// writes with 300 000 cards (`docs/models/access_folds.py unkeyed 64 32768`) writes 0.62 pages
+/// per access and spends 7 ms of CPU on a fold, against 0.96 pages and 25 ms with sixteen
+/// slices, 16 384 accesses and the key on `id` (`keyed 16 16384`; docs/PERFORMANCE.md,
+/// session 20).
 const FOLD_ROWS: i64 = 32_768;
 
 /// How many pending tables, each for as large a slice of the card space.
