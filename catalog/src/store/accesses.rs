@@ -22,8 +22,9 @@
 //! Neither `accesses` nor the pending tables have a key on `id` (migration 0004): the catalog
 //! makes the ids and nothing looks one up, and that second B-tree cost every report and fold
 //! page writes of its own. With sixteen slices a fold moved about 2 000 accesses in one
-//! transaction: under `onecard-load` SQLite's threads took up to 24–29 ms of CPU within 50 ms,
-//! while requests waited, against 13–18 ms with sixty-four (docs/PERFORMANCE.md, session 20).
+//! transaction: under `onecard-load` SQLite's threads took up to 23.6–28.7 ms of CPU within
+//! 50 ms while requests waited, against 12.7–18.4 ms with sixty-four (docs/PERFORMANCE.md,
+//! session 20).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
@@ -56,12 +57,14 @@ const SLICES: usize = 64;
 /// migration 0003's sixteen slices started, so that migration 0004 could split each in four.)
 static PENDING: LazyLock<[(String, String); SLICES]> = LazyLock::new(|| {
     std::array::from_fn(|i| {
-        let start = match (i, i * 256 / SLICES) {
-            (0, _) => String::new(),
-            (_, first) if first % 16 == 0 => format!("{:x}", first / 16),
-            (_, first) => format!("{first:02x}"),
+        // The slice's first two hexadecimal digits, as one number.
+        let first = i * 256 / SLICES;
+        let start = match first {
+            0 => String::new(),
+            _ if first % 16 == 0 => format!("{:x}", first / 16),
+            _ => format!("{first:02x}"),
         };
-        (start, format!("accesses_pending_{:02x}", i * 256 / SLICES))
+        (start, format!("accesses_pending_{first:02x}"))
     })
 });
 
