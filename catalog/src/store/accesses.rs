@@ -61,7 +61,7 @@ static PENDING: LazyLock<[(String, String); SLICES]> = LazyLock::new(|| {
         let first = i * 256 / SLICES;
         let start = match first {
             0 => String::new(),
-            _ if first % 16 == 0 => format!("{:x}", first / 16),
+            _ if first.is_multiple_of(16) => format!("{:x}", first / 16),
             _ => format!("{first:02x}"),
         };
         (start, format!("accesses_pending_{first:02x}"))
@@ -70,14 +70,13 @@ static PENDING: LazyLock<[(String, String); SLICES]> = LazyLock::new(|| {
 
 /// The pending table of `card_ref`'s slice.
 fn pending_table(card_ref: &str) -> &'static str {
-    let pending: &'static [(String, String); SLICES] = &PENDING;
+    let pending = &*PENDING;
     &pending[pending.partition_point(|(start, _)| start.as_str() <= card_ref) - 1].1
 }
 
 /// Every pending table (the store's dump lists them).
 pub(crate) fn pending_tables() -> impl Iterator<Item = &'static str> {
-    let pending: &'static [(String, String); SLICES] = &PENDING;
-    pending.iter().map(|(_, table)| table.as_str())
+    PENDING.iter().map(|(_, table)| table.as_str())
 }
 
 /// The columns of the pending and the indexed tables, in the order they are written.
@@ -129,9 +128,7 @@ impl Store {
         for (table, records) in tables {
             for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
                 let sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES {}", super::values_placeholders(self.backend, chunk.len(), COLUMN_COUNT));
-                // Not kept prepared: a report's statements differ in table and row count, and would
-                // push the store's other statements out of each connection's cache.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
                     query = query
                         .bind(crate::ids::time_ordered_hex::<14>())
@@ -233,7 +230,7 @@ mod tests {
         }
         // Where migration 0003 kept each reference: the table of the last digit not above it.
         let old_table = |card: &str| {
-            let digit = "123456789abcdef".chars().filter(|d| d.to_string().as_str() <= card).last().unwrap_or('0');
+            let digit = "123456789abcdef".chars().rfind(|d| d.to_string().as_str() <= card).unwrap_or('0');
             format!("accesses_pending_{digit}")
         };
         let insert = |table: String, n: usize, card: &str| {
