@@ -267,16 +267,17 @@ impl Gateway {
                     body.real_person_verified(),
                     now_utc,
                 )?;
-                Some((verified, state.clone()))
+                // Looked up once: step 6 reads the same list.
+                Some((verified, state.clone(), consents))
             }
         };
 
         // 6. Personal authorization and data minimisation.
         let card_view = match &card {
             None => None,
-            Some((verified, state)) => {
+            Some((verified, state, consents)) => {
                 let card_ref = &verified.claims.card_ref;
-                let consent = consent::covering(enforced.consents(card_ref, app_id), &filed.spec.scopes, now_utc)?;
+                let consent = consent::covering(consents, &filed.spec.scopes, now_utc)?;
                 let attributes = match consent {
                     Some(c) => {
                         self.accesses.record(AccessRecord {

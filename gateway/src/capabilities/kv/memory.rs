@@ -2,7 +2,7 @@
 //! to and loaded from a JSON file, which is how `onecard plugin run --state FILE` keeps state
 //! between runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, hash_map};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,12 +118,17 @@ impl MemoryKv {
     /// The live entry of `key` in `ns` in its locked shard `map`; an expired one is removed
     /// (and the removal journaled).
     fn live<'a>(&self, map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
-        let id = (ns.to_owned(), key.to_owned());
-        if map.get(&id).is_some_and(|e| e.expires_at_ms.is_some_and(|t| t <= now_ms())) {
-            map.remove(&id);
-            self.tell(ns, key, None);
+        // One lookup (every plugin's kv call comes here): the entry API finds the key once
+        // where a look, a removal and a second look hashed it up to three times.
+        match map.entry((ns.to_owned(), key.to_owned())) {
+            hash_map::Entry::Occupied(e) if e.get().expires_at_ms.is_some_and(|t| t <= now_ms()) => {
+                e.remove();
+                self.tell(ns, key, None);
+                None
+            }
+            hash_map::Entry::Occupied(e) => Some(e.into_mut()),
+            hash_map::Entry::Vacant(_) => None,
         }
-        map.get_mut(&id)
     }
 
     /// Drops the expired entries of a locked shard (journaling each removal); returns how many.
@@ -295,6 +300,23 @@ mod tests {
         kv.set("a", "k", b"v".to_vec(), Some(Duration::from_millis(0))).await.unwrap();
         assert_eq!(kv.get("a", "k").await.unwrap(), None);
         assert!(!kv.delete("a", "k").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_expired_entry_read_is_removed_and_journaled_once_and_a_live_one_stays() {
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = told.clone();
+        let journal = Journal(std::sync::Arc::new(move |ns: &str, key: &str, changed: Changed| {
+            log.lock().unwrap().push((ns.to_string(), key.to_string(), changed));
+        }));
+        let past = now_ms() - 1;
+        let kv = MemoryKv::journaled([("a".into(), "old".into(), b"1".to_vec(), Some(past)), ("a".into(), "kept".into(), b"2".to_vec(), None)], journal);
+        assert_eq!(kv.get("a", "old").await.unwrap(), None);
+        assert_eq!(kv.get("a", "old").await.unwrap(), None);
+        assert_eq!(*told.lock().unwrap(), [("a".to_string(), "old".to_string(), None)], "one removal, journaled once");
+        assert_eq!(kv.increment("a", "old", 5, None).await.unwrap(), 5, "an expired counter starts again");
+        assert_eq!(kv.get("a", "kept").await.unwrap(), Some(b"2".to_vec()));
+        assert_eq!(kv.len(), 2);
     }
 
     #[tokio::test]
