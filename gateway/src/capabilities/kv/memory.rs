@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(kv.get("a", "old").await.unwrap(), None);
         assert_eq!(kv.get("a", "old").await.unwrap(), None);
         assert_eq!(*told.lock().unwrap(), [("a".to_string(), "old".to_string(), None)], "one removal, journaled once");
-        assert_eq!(kv.increment("a", "old", 5, None).await.unwrap(), 5, "an expired counter starts again");
+        assert_eq!(kv.increment("a", "old", 5, None).await.unwrap(), 5, "the removed counter starts again");
         assert_eq!(kv.get("a", "kept").await.unwrap(), Some(b"2".to_vec()));
         assert_eq!(kv.len(), 2);
     }
