@@ -1,16 +1,18 @@
 //! [`Sharded`]: a value split into independently locked shards, for the in-memory maps every
 //! request writes to (the replay cache, the plugin state).
 //!
-//! A `HashMap` that grows re-hashes everything it holds at once; behind one lock, a map of
-//! hundreds of thousands of entries did so for milliseconds while every request waited. With
-//! [`SHARDS`] maps each grows (and each lock is held) for a sixteenth of that, and requests on
-//! other shards do not wait at all.
+//! A `HashMap` that grows re-hashes everything it holds at once, under its lock and on the
+//! request worker that inserted: with [`SHARDS`] maps each growth moves a thousandth of the
+//! entries, and requests on other shards do not wait at all. Sixteen shards were not enough:
+//! the plugin state of a few hundred thousand card holders grew a shard of about 6 MB at a
+//! time, and on a VM whose memory was not yet backed by its host, touching that new table took
+//! one worker 40–50 ms while requests queued behind it (docs/PERFORMANCE.md, session 22).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
 /// Shards of one value (a power of two: a shard is picked by a hash's low bits).
-pub const SHARDS: usize = 16;
+pub const SHARDS: usize = 1024;
 
 pub struct Sharded<T> {
     shards: Box<[Mutex<T>]>,
@@ -48,5 +50,30 @@ fn lock<T>(shard: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<T> fmt::Debug for Sharded<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sharded").field("shards", &SHARDS).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{BuildHasher, RandomState};
+
+    use super::*;
+
+    /// A growth moves one shard's entries, so keys must reach every shard and none may hold
+    /// much more than its share (200 keys each here): else a large store would again grow by
+    /// big steps while a request waits.
+    #[test]
+    fn keys_spread_evenly_over_every_shard() {
+        let sharded: Sharded<usize> = Sharded::default();
+        let hasher = RandomState::new();
+        let share = 200;
+        for i in 0..SHARDS * share {
+            *sharded.lock(hasher.hash_one(("parks", format!("entered:{i}")))) += 1;
+        }
+        let counts: Vec<usize> = sharded.each().map(|count| *count).collect();
+        assert_eq!(counts.len(), SHARDS);
+        assert_eq!(counts.iter().sum::<usize>(), SHARDS * share);
+        let (fewest, most) = (counts.iter().min().copied().unwrap_or(0), counts.iter().max().copied().unwrap_or(0));
+        assert!(fewest >= share / 2 && most <= share * 2, "shards hold {fewest} to {most} keys, {share} each expected");
     }
 }

@@ -128,7 +128,7 @@ impl Compaction {
         self.appended >= self.after.max(self.live)
     }
 
-    /// Appends the live entries, one shard of the memory at a time in steps of
+    /// Appends the live entries, the memory's shards in turn, in steps of about
     /// [`COMPACTION_STEP`] rows with `pause` after each, then deletes the rows that were there
     /// before. The writer takes no other change meanwhile, so each entry's row is followed by
     /// every change made to it after it was read; a crash half-way leaves the rows of both, and
@@ -138,15 +138,22 @@ impl Compaction {
         let started = std::time::Instant::now();
         let through = change_log::last_seq(store).await?;
         let mut live = 0;
+        // A step gathers the entries of as many shards as fill it: a shard holds a
+        // thousandth of the store, so one step per shard would be many tiny transactions and
+        // as many pauses.
+        let mut step = Vec::with_capacity(COMPACTION_STEP);
         for shard in 0..crate::sharded::SHARDS {
             let entries = memory.shard_entries(shard);
-            for chunk in entries.chunks(COMPACTION_STEP) {
-                change_log::append_entries(store, chunk).await?;
-                if !pause.is_zero() {
+            live += entries.len() as u64;
+            step.extend(entries);
+            let last = shard + 1 == crate::sharded::SHARDS;
+            if step.len() >= COMPACTION_STEP || (last && !step.is_empty()) {
+                change_log::append_entries(store, &step).await?;
+                step.clear();
+                if !pause.is_zero() && !last {
                     tokio::time::sleep(pause).await;
                 }
             }
-            live += entries.len() as u64;
         }
         change_log::forget_through(store, through).await?;
         tracing::info!(entries = live, replaced_through_seq = through, took_ms = started.elapsed().as_millis() as u64, "plugin-state log compacted");
@@ -361,6 +368,32 @@ mod tests {
         assert_eq!(reopened.get("parks", "empty").await.unwrap(), Some(Vec::new()), "an empty value is a value, not a deletion");
         assert_eq!(reopened.memory.len(), 149);
         assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, 149, "a start rewrites the log as the live entries");
+    }
+
+    /// A compaction of more entries than a step (steps gathered from many shards, the last one
+    /// partly full) writes every live entry exactly once: a start rewrites 2 × 4 096 + 10
+    /// entries as as many rows, each read back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compaction_of_several_steps_writes_every_entry_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("s-kv.db").display().to_string();
+        let entries = 2 * COMPACTION_STEP + 10;
+        let kv = JournaledKv::open(&url).await.unwrap();
+        for n in 0..entries {
+            kv.set("parks", &format!("k{n}"), n.to_string().into_bytes(), None).await.unwrap();
+        }
+        kv.flush().await;
+        drop(kv);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+
+        let reopened = JournaledKv::open(&url).await.unwrap();
+        let file = SqlKv::connect(&url).await.unwrap();
+        assert_eq!(count(&file, "SELECT COUNT(*) FROM plugin_kv_log").await, entries as i64, "one row per live entry");
+        assert_eq!(count(&file, "SELECT COUNT(DISTINCT key) FROM plugin_kv_log").await, entries as i64);
+        assert_eq!(reopened.memory.len(), entries);
+        for n in [0, COMPACTION_STEP - 1, COMPACTION_STEP, entries - 1] {
+            assert_eq!(reopened.get("parks", &format!("k{n}")).await.unwrap(), Some(n.to_string().into_bytes()));
+        }
     }
 
     /// A file from before the log (entries in `plugin_kv`, written here by [`SqlKv`]) opens with

@@ -152,8 +152,8 @@ impl MemoryKv {
 
     /// Drops the expired entries of one shard, the next in turn; returns how many. Called
     /// [`crate::sharded::SHARDS`] times as often as a whole pass would be, it does the same
-    /// work, holding one shard's lock and a CPU for a sixteenth of the time at once: a store of
-    /// hundreds of thousands of entries is never walked whole while requests wait.
+    /// work in as many pieces, holding one shard's lock and a CPU for one piece at a time: a
+    /// store of hundreds of thousands of entries is never walked whole while requests wait.
     pub fn prune_expired_step(&self) -> usize {
         let shard = self.next_prune.fetch_add(1, Ordering::Relaxed);
         self.prune(&mut self.shards.shard(shard), now_ms())
