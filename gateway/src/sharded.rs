@@ -4,9 +4,10 @@
 //! A `HashMap` that grows re-hashes everything it holds at once, under its lock and on the
 //! request worker that inserted: with [`SHARDS`] maps each growth moves a thousandth of the
 //! entries, and requests on other shards do not wait at all. Sixteen shards were not enough:
-//! the plugin state of a few hundred thousand card holders grew a shard of about 6 MB at a
-//! time, and on a VM whose memory was not yet backed by its host, touching that new table took
-//! one worker 40–50 ms while requests queued behind it (docs/PERFORMANCE.md, session 22).
+//! with the plugin state of a quarter of a million card holders, a shard grew to a 3 MB table
+//! at a time inside a plugin's `kv` call, and the kernel clearing its new pages plus the
+//! re-hashing held one worker for up to 50 ms while requests queued behind it
+//! (docs/PERFORMANCE.md, session 22).
 
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
