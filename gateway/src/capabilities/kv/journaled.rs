@@ -146,14 +146,16 @@ impl Compaction {
             let entries = memory.shard_entries(shard);
             live += entries.len() as u64;
             step.extend(entries);
-            let last = shard + 1 == crate::sharded::SHARDS;
-            if step.len() >= COMPACTION_STEP || (last && !step.is_empty()) {
+            if step.len() >= COMPACTION_STEP {
                 change_log::append_entries(store, &step).await?;
                 step.clear();
-                if !pause.is_zero() && !last {
+                if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
             }
+        }
+        if !step.is_empty() {
+            change_log::append_entries(store, &step).await?;
         }
         change_log::forget_through(store, through).await?;
         tracing::info!(entries = live, replaced_through_seq = through, took_ms = started.elapsed().as_millis() as u64, "plugin-state log compacted");
