@@ -129,6 +129,8 @@ impl MemoryNonceStore {
         (u128::from(half(&self.hashers.0)) << 64) | u128::from(half(&self.hashers.1))
     }
 
+    /// The key's shard, by the same 64 bits its map hashes: [`Sharded`] picks the shard by
+    /// bits the map does not use.
     fn shard(&self, key: Key) -> MutexGuard<'_, Shard> {
         self.shards.lock(key as u64)
     }
