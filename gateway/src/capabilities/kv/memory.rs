@@ -2,13 +2,15 @@
 //! to and loaded from a JSON file, which is how `onecard plugin run --state FILE` keeps state
 //! between runs.
 
-use std::collections::{BTreeMap, HashMap, hash_map};
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::MutexGuard;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
+use hashbrown::hash_table::{self, OccupiedEntry};
 use serde::{Deserialize, Serialize};
 
 use super::{KvBackend, KvBackendError};
@@ -50,11 +52,15 @@ impl Value {
 /// In-process key-value store; every operation holds one lock briefly, so each is atomic.
 ///
 /// The entries are [`Sharded`] by a hash of the key: a gateway's store holds a marker or counter
-/// per card holder (hundreds of thousands).
+/// per card holder (hundreds of thousands). The key is hashed once per operation; that hash
+/// picks the shard and the slot in its table, and is kept with the entry so that a table's
+/// growth does not hash every key again. A lookup borrows the key's parts and never allocates,
+/// and only a write can grow a table.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
     shards: Sharded<Map>,
-    /// Picks a key's shard.
+    /// Hashes keys (SipHash with keys drawn at start: plugins put card holders' references in
+    /// keys, so collisions must not be chosen from outside).
     hasher: RandomState,
     journal: Option<Journal>,
     /// The shard [`MemoryKv::prune_expired_step`] prunes next.
@@ -83,7 +89,45 @@ fn expiry(ttl: Option<Duration>) -> Option<u64> {
     ttl.map(|t| now_ms().saturating_add(t.as_millis() as u64))
 }
 
-type Map = HashMap<(String, String), Entry>;
+impl Entry {
+    fn expired(&self, now: u64) -> bool {
+        self.expires_at_ms.is_some_and(|t| t <= now)
+    }
+}
+
+/// One key's entry in a shard's table, with the hash it was placed by.
+#[derive(Debug)]
+struct Slot {
+    hash: u64,
+    ns: String,
+    key: String,
+    entry: Entry,
+}
+
+type Map = HashTable<Slot>;
+
+/// A key's hash and its locked shard.
+struct Located<'a> {
+    hash: u64,
+    map: MutexGuard<'a, Map>,
+}
+
+impl Located<'_> {
+    fn find(&mut self, ns: &str, key: &str) -> Option<OccupiedEntry<'_, Slot>> {
+        self.map.find_entry(self.hash, |slot| slot.ns == ns && slot.key == key).ok()
+    }
+
+    /// Sets `key` in `ns` to `entry`.
+    fn put(&mut self, ns: &str, key: &str, entry: Entry) {
+        let hash = self.hash;
+        match self.map.entry(hash, |slot| slot.ns == ns && slot.key == key, |slot| slot.hash) {
+            hash_table::Entry::Occupied(mut found) => found.get_mut().entry = entry,
+            hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(Slot { hash, ns: ns.to_owned(), key: key.to_owned(), entry });
+            }
+        }
+    }
+}
 
 impl MemoryKv {
     pub fn new() -> Self {
@@ -94,13 +138,13 @@ impl MemoryKv {
     /// every change ([`super::JournaledKv`]).
     pub fn journaled(entries: impl IntoIterator<Item = (String, String, Vec<u8>, Option<u64>)>, journal: Journal) -> Self {
         let kv = MemoryKv { journal: Some(journal), ..MemoryKv::default() };
-        kv.extend(entries.into_iter().map(|(ns, key, value, expires_at_ms)| ((ns, key), Entry { value: Value::from_bytes(value), expires_at_ms })));
+        kv.extend(entries.into_iter().map(|(ns, key, value, expires_at_ms)| (ns, key, Entry { value: Value::from_bytes(value), expires_at_ms })));
         kv
     }
 
-    fn extend(&self, entries: impl IntoIterator<Item = ((String, String), Entry)>) {
-        for (id, entry) in entries {
-            self.lock(&id.0, &id.1).insert(id, entry);
+    fn extend(&self, entries: impl IntoIterator<Item = (String, String, Entry)>) {
+        for (ns, key, entry) in entries {
+            self.locate(&ns, &key).put(&ns, &key, entry);
         }
     }
 
@@ -110,36 +154,32 @@ impl MemoryKv {
         }
     }
 
-    /// The shard of `key` in `ns`, locked.
-    fn lock(&self, ns: &str, key: &str) -> MutexGuard<'_, Map> {
-        self.shards.lock(self.hasher.hash_one((ns, key)))
+    /// The hash of `key` in `ns` and its shard, locked.
+    fn locate(&self, ns: &str, key: &str) -> Located<'_> {
+        let hash = self.hasher.hash_one((ns, key));
+        Located { hash, map: self.shards.lock(hash) }
     }
 
-    /// The live entry of `key` in `ns` in its locked shard `map`; an expired one is removed
-    /// (and the removal journaled).
-    fn live<'a>(&self, map: &'a mut Map, ns: &str, key: &str) -> Option<&'a mut Entry> {
-        // One lookup (every plugin's kv call comes here): the entry API finds the key once
-        // where a look, a removal and a second look hashed it up to three times.
-        match map.entry((ns.to_owned(), key.to_owned())) {
-            hash_map::Entry::Occupied(e) if e.get().expires_at_ms.is_some_and(|t| t <= now_ms()) => {
-                e.remove();
-                self.tell(ns, key, None);
-                None
-            }
-            hash_map::Entry::Occupied(e) => Some(e.into_mut()),
-            hash_map::Entry::Vacant(_) => None,
+    /// The live entry of `key` in `ns`; an expired one is removed (and the removal journaled).
+    fn live<'a>(&self, at: &'a mut Located<'_>, ns: &str, key: &str) -> Option<&'a mut Entry> {
+        let found = at.find(ns, key)?;
+        if found.get().entry.expired(now_ms()) {
+            found.remove();
+            self.tell(ns, key, None);
+            return None;
         }
+        Some(&mut found.into_mut().entry)
     }
 
     /// Drops the expired entries of a locked shard (journaling each removal); returns how many.
     fn prune(&self, map: &mut Map, now: u64) -> usize {
         let before = map.len();
-        map.retain(|(ns, key), e| {
-            let keep = e.expires_at_ms.is_none_or(|t| t > now);
-            if !keep {
-                self.tell(ns, key, None);
+        map.retain(|slot| {
+            let expired = slot.entry.expired(now);
+            if expired {
+                self.tell(&slot.ns, &slot.key, None);
             }
-            keep
+            !expired
         });
         before - map.len()
     }
@@ -164,8 +204,8 @@ impl MemoryKv {
         let now = now_ms();
         let map = self.shards.shard(shard);
         map.iter()
-            .filter(|(_, e)| e.expires_at_ms.is_none_or(|t| t > now))
-            .map(|((ns, key), e)| (ns.clone(), key.clone(), e.value.to_bytes(), e.expires_at_ms))
+            .filter(|slot| !slot.entry.expired(now))
+            .map(|slot| (slot.ns.clone(), slot.key.clone(), slot.entry.value.to_bytes(), slot.entry.expires_at_ms))
             .collect()
     }
 
@@ -182,8 +222,8 @@ impl MemoryKv {
         self.prune_expired();
         let mut out: BTreeMap<String, BTreeMap<String, Entry>> = BTreeMap::new();
         for map in self.shards.each() {
-            for ((ns, key), entry) in map.iter() {
-                out.entry(ns.clone()).or_default().insert(key.clone(), entry.clone());
+            for slot in map.iter() {
+                out.entry(slot.ns.clone()).or_default().insert(slot.key.clone(), slot.entry.clone());
             }
         }
         serde_json::to_value(out).unwrap_or_default()
@@ -193,7 +233,7 @@ impl MemoryKv {
     pub fn from_json(json: serde_json::Value) -> Result<Self, serde_json::Error> {
         let saved: BTreeMap<String, BTreeMap<String, Entry>> = serde_json::from_value(json)?;
         let kv = MemoryKv::default();
-        kv.extend(saved.into_iter().flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| ((ns.clone(), key), e))));
+        kv.extend(saved.into_iter().flat_map(|(ns, keys)| keys.into_iter().map(move |(key, e)| (ns.clone(), key, e))));
         kv.prune_expired();
         Ok(kv)
     }
@@ -202,23 +242,25 @@ impl MemoryKv {
 #[async_trait]
 impl KvBackend for MemoryKv {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvBackendError> {
-        Ok(self.live(&mut self.lock(ns, key), ns, key).map(|e| e.value.to_bytes()))
+        Ok(self.live(&mut self.locate(ns, key), ns, key).map(|e| e.value.to_bytes()))
     }
 
     async fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), KvBackendError> {
         let expires_at_ms = expiry(ttl);
-        let mut map = self.lock(ns, key);
+        let mut at = self.locate(ns, key);
         self.tell(ns, key, Some((value.clone(), expires_at_ms)));
-        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(value), expires_at_ms });
+        at.put(ns, key, Entry { value: Value::from_bytes(value), expires_at_ms });
         Ok(())
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, KvBackendError> {
-        let mut map = self.lock(ns, key);
-        let existed = self.live(&mut map, ns, key).is_some();
-        if map.remove(&(ns.to_owned(), key.to_owned())).is_some() {
-            self.tell(ns, key, None);
-        }
+        let mut at = self.locate(ns, key);
+        let Some(found) = at.find(ns, key) else {
+            return Ok(false);
+        };
+        let existed = !found.get().entry.expired(now_ms());
+        found.remove();
+        self.tell(ns, key, None);
         Ok(existed)
     }
 
@@ -230,20 +272,20 @@ impl KvBackend for MemoryKv {
         new: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<bool, KvBackendError> {
-        let mut map = self.lock(ns, key);
-        let current = self.live(&mut map, ns, key).map(|e| e.value.to_bytes());
+        let mut at = self.locate(ns, key);
+        let current = self.live(&mut at, ns, key).map(|e| e.value.to_bytes());
         if current != expected {
             return Ok(false);
         }
         let expires_at_ms = expiry(ttl);
         self.tell(ns, key, Some((new.clone(), expires_at_ms)));
-        map.insert((ns.into(), key.into()), Entry { value: Value::from_bytes(new), expires_at_ms });
+        at.put(ns, key, Entry { value: Value::from_bytes(new), expires_at_ms });
         Ok(true)
     }
 
     async fn increment(&self, ns: &str, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64, KvBackendError> {
-        let mut map = self.lock(ns, key);
-        let (current, expires_at_ms) = match self.live(&mut map, ns, key) {
+        let mut at = self.locate(ns, key);
+        let (current, expires_at_ms) = match self.live(&mut at, ns, key) {
             Some(entry) => {
                 let bytes = entry.value.to_bytes();
                 let n = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<i64>().ok()).ok_or(KvBackendError::NotANumber)?;
@@ -253,7 +295,7 @@ impl KvBackend for MemoryKv {
         };
         let value = current.checked_add(delta).ok_or(KvBackendError::NotANumber)?;
         self.tell(ns, key, Some((value.to_string().into_bytes(), expires_at_ms)));
-        map.insert((ns.into(), key.into()), Entry { value: Value::Text(value.to_string()), expires_at_ms });
+        at.put(ns, key, Entry { value: Value::Text(value.to_string()), expires_at_ms });
         Ok(value)
     }
 }
@@ -273,6 +315,18 @@ mod tests {
         kv.set("parks", "k", b"1".to_vec(), None).await.unwrap();
         assert_eq!(kv.get("transit", "k").await.unwrap(), None);
         assert_eq!(kv.get("parks", "k").await.unwrap(), Some(b"1".to_vec()));
+    }
+
+    /// Namespace and key are told apart by the table, not only by their joined text.
+    #[tokio::test]
+    async fn a_namespace_and_key_do_not_run_together() {
+        let kv = MemoryKv::new();
+        kv.set("ab", "c", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(kv.get("a", "bc").await.unwrap(), None);
+        kv.set("a", "bc", b"2".to_vec(), None).await.unwrap();
+        assert_eq!(kv.get("ab", "c").await.unwrap(), Some(b"1".to_vec()));
+        assert!(kv.delete("a", "bc").await.unwrap());
+        assert_eq!((kv.len(), kv.get("ab", "c").await.unwrap()), (1, Some(b"1".to_vec())), "the other key is untouched");
     }
 
     #[tokio::test]
