@@ -54,11 +54,21 @@ pub(crate) fn schedstat(text: &str) -> Option<[u64; 3]> {
 /// The server threads of this process now: every thread but the load generator's, as (id,
 /// name, its `/proc` directory). Empty where `/proc` does not tell.
 pub(crate) fn server_threads() -> Vec<(u32, String, PathBuf)> {
+    threads_of(false)
+}
+
+/// The load generator's threads of this process now (see [`is_generator`]), as
+/// [`server_threads`] lists the others.
+pub(crate) fn generator_threads() -> Vec<(u32, String, PathBuf)> {
+    threads_of(true)
+}
+
+fn threads_of(generator: bool) -> Vec<(u32, String, PathBuf)> {
     threads()
         .into_iter()
         .filter_map(|(tid, dir)| {
             let comm = comm(&dir);
-            (!is_generator(tid, &comm)).then_some((tid, comm, dir))
+            (is_generator(tid, &comm) == generator).then_some((tid, comm, dir))
         })
         .collect()
 }

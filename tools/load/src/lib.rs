@@ -188,12 +188,12 @@ impl std::fmt::Display for Round {
     }
 }
 
-/// Runs one measured phase: first puts the servers' threads below the generator's (again: a
-/// server thread started since the last phase by the generator's main thread, such as a new
-/// SQLite connection of the holders' registration, starts level with it), then records the
-/// servers' CPU time over the phase.
+/// Runs one measured phase: first puts the generator's threads above the servers' (again: a
+/// thread started since the last phase has the priority of the thread that started it, such
+/// as a new SQLite connection of the holders' registration, started by the generator's main
+/// thread), then records the servers' CPU time over the phase.
 fn measure(options: &Options, phase: impl FnOnce() -> anyhow::Result<Measured>) -> anyhow::Result<Measured> {
-    priority::lower_servers(options.server_nice)?;
+    priority::separate(options.server_nice)?;
     let (before, machine_before) = (cpu::sample(), system::cpu_and_steal());
     let mut measured = phase()?;
     let (after, machine_after) = (cpu::sample(), system::cpu_and_steal());
@@ -243,7 +243,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
         .filter_map(|(on, t)| on.then_some(t))
         .collect();
     let rounds = (1..=options.rounds).map(|number| Round { number, of: options.rounds });
-    let mut report = Report::default();
+    let mut report = Report { priority: Some(priority::separate(options.server_nice)?), ..Report::default() };
     for round in rounds.clone() {
         for &target in &targets {
             let earlier = report.sustained_peak(target);

@@ -89,6 +89,8 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 pub struct Report {
     /// Phases in the order they ran.
     pub rows: Vec<Row>,
+    /// The threads' priorities during every phase (`--server-nice`).
+    pub priority: Option<crate::priority::Separation>,
 }
 
 impl Report {
@@ -201,6 +203,9 @@ impl fmt::Display for Report {
                 slow.others,
             )?;
         }
+        if let Some(priority) = self.priority {
+            writeln!(f, "\npriorities during every phase: {priority}")?;
+        }
         if let Some(ratio) = self.ratio() {
             let verdict = if ratio >= GOAL_RATIO { "met" } else { "NOT met" };
             write!(f, "\nfull / native sustained peak throughput: {:.1} % (goal ≥ {:.0} %: {verdict})", ratio * 100.0, GOAL_RATIO * 100.0)?;
@@ -253,6 +258,7 @@ mod tests {
                 row(Target::Native, Mode::Closed(32), 10000, 10, 3000),
                 row(Target::Full, Mode::Open(150), 1500, 10, 4000),
             ],
+            priority: None,
         };
         assert!((report.ratio().unwrap() - 0.3).abs() < 1e-9);
         let p99 = report.full_open_p99_us().unwrap();
@@ -262,6 +268,9 @@ mod tests {
         assert!(text.contains("(goal ≤ 5 ms: met)"), "{text}");
         assert_eq!(text.lines().filter(|l| l.starts_with("| 1 | full") || l.starts_with("| 1 | native")).count(), 3);
         assert!(!text.contains("rounds"), "one round names no rounds: {text}");
+        assert!(!text.contains("priorities"), "{text}");
+        let raised = Report { priority: Some(crate::priority::Separation::GeneratorRaised(-10)), ..report }.to_string();
+        assert!(raised.contains("priorities during every phase: the generator's threads at nice -10, the servers' at the process's own"), "{raised}");
     }
 
     #[test]
@@ -282,6 +291,7 @@ mod tests {
                 in_round(2, Target::Full, open, 1500, 10, 20000),
                 in_round(3, Target::Full, open, 1500, 10, 4500),
             ],
+            priority: None,
         };
         let ratios: Vec<String> = report.round_ratios().iter().map(|r| format!("{r:.2}")).collect();
         assert_eq!(ratios, ["0.60", "0.40", "0.55"]);
@@ -304,7 +314,7 @@ mod tests {
 
     #[test]
     fn no_ratio_without_both_peaks() {
-        let report = Report { rows: vec![row(Target::Full, Mode::Closed(1), 10, 1, 100)] };
+        let report = Report { rows: vec![row(Target::Full, Mode::Closed(1), 10, 1, 100)], priority: None };
         assert_eq!(report.ratio(), None);
         assert!(!report.to_string().contains("full / native"));
     }
@@ -315,7 +325,7 @@ mod tests {
         open.measured.steal = Some(0.123);
         let mut closed = row(Target::Full, Mode::Closed(32), 3000, 10, 9000);
         closed.measured.steal = Some(0.009);
-        let report = Report { rows: vec![closed, open, row(Target::Full, Mode::Open(150), 1500, 10, 4000)] };
+        let report = Report { rows: vec![closed, open, row(Target::Full, Mode::Open(150), 1500, 10, 4000)], priority: None };
         let text = report.to_string();
         assert_eq!(report.disturbed().count(), 1, "under 1 % is not a disturbance");
         assert!(text.contains("the host took 12.3 % of the machine's CPU time during round 1's native open loop (steal)"), "{text}");
@@ -328,7 +338,7 @@ mod tests {
         full.measured.slow = Some(crate::system::SlowCauses { slow: 925, steal: 388, others: 481 });
         let mut quiet = row(Target::Native, Mode::Open(150), 1500, 10, 4000);
         quiet.measured.slow = Some(crate::system::SlowCauses::default());
-        let text = Report { rows: vec![full, quiet] }.to_string();
+        let text = Report { rows: vec![full, quiet], priority: None }.to_string();
         assert!(
             text.contains("round 1's full open loop: 925 requests took over 5 ms; 388 of them while the host took at least 20 % of the machine's CPU time (steal), 481 while other processes and kernel threads did, 56 while neither did"),
             "{text}"
