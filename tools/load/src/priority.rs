@@ -44,6 +44,8 @@ pub enum Separation {
     /// Raising was not allowed: the servers' threads were lowered to this; the generator's kept
     /// the process's own.
     ServersLowered(i32),
+    /// Nothing was changed: threads are told apart by name only on Linux.
+    Unchanged,
 }
 
 impl std::fmt::Display for Separation {
@@ -51,6 +53,7 @@ impl std::fmt::Display for Separation {
         match self {
             Separation::GeneratorRaised(nice) => write!(f, "the generator's threads at nice {nice}, the servers' at the process's own"),
             Separation::ServersLowered(nice) => write!(f, "the servers' threads at nice {nice} (the generator's could not be raised), the generator's at the process's own"),
+            Separation::Unchanged => write!(f, "unchanged (threads are told apart only on Linux)"),
         }
     }
 }
@@ -63,11 +66,7 @@ pub fn separate(steps: u8) -> anyhow::Result<Separation> {
     use rustix::process::getpriority_process;
     // The main thread is a generator thread: its nice before the first change is the process's.
     static OWN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
-    let own = match OWN.get() {
-        Some(own) => *own,
-        None => *OWN.get_or_init(|| getpriority_process(None).unwrap_or(0)),
-    };
-    apply(own, steps, true)
+    apply(*OWN.get_or_init(|| getpriority_process(None).unwrap_or(0)), steps, true)
 }
 
 /// [`separate`] from the process's nice value `own`, trying to raise the generator's threads
@@ -139,7 +138,7 @@ impl Drop for PreciseSleeps {
 /// Elsewhere threads are not told apart by name here: nothing is changed.
 #[cfg(not(target_os = "linux"))]
 pub fn separate(_steps: u8) -> anyhow::Result<Separation> {
-    Ok(Separation::ServersLowered(0))
+    Ok(Separation::Unchanged)
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -194,6 +193,7 @@ mod tests {
                     assert_eq!(nice_of(tids["server"]), lowered);
                     assert_eq!(nice_of(tids["load"]), own, "the generator keeps the process's priority");
                 }
+                Separation::Unchanged => panic!("on Linux the threads are told apart"),
             }
             assert_eq!(apply(own, 5, false).expect("lowered"), Separation::ServersLowered((own + 5).min(i32::from(MAX_NICE))));
             assert_eq!(nice_of(tids["server"]), (own + 5).min(i32::from(MAX_NICE)));
