@@ -159,7 +159,11 @@ impl AuditStore {
         sqlx::any::install_default_drivers();
         let (url, backend) = database_url(url, create)?;
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
-        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { SQLITE_CONNECTIONS } else { 8 });
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { SQLITE_CONNECTIONS } else { 8 })
+            // Pinged before a loan only on PostgreSQL: `onecard_catalog::store::ping_before_acquire`
+            // says why (this crate does not depend on the catalog).
+            .test_before_acquire(backend == Backend::Postgres);
         if backend == Backend::Sqlite {
             if create {
                 // WAL is a property of the file; set it once, before any pool connection.

@@ -88,7 +88,9 @@ impl Store {
             sqlx::query("PRAGMA journal_mode=WAL").execute(&mut conn).await?;
             sqlx::Connection::close(conn).await?;
         }
-        let mut pool = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        let mut pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .test_before_acquire(ping_before_acquire(backend == Backend::Sqlite));
         if backend == Backend::Sqlite {
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
@@ -283,6 +285,17 @@ impl Writer {
 /// rate nor in SQLite's CPU ("Runs S1 to M2"). It stays for what the faster VM showed.
 pub const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
 
+/// Whether a pool (of this store, the audit store or the plugin state) pings a connection before
+/// lending it, as sqlx does by default. On PostgreSQL yes: a server restart or a network timeout
+/// can break a connection, and the ping finds that before a query fails. On SQLite no: the
+/// connection lives in this process and nothing outside can break it, and its ping is a round
+/// trip to the connection's worker thread, two thread wake-ups, before every batch the writers
+/// commit (about 200 a second under load; a wake-up of an idle vCPU cost 20–30 µs of CPU on
+/// the project's VMs, docs/PERFORMANCE.md, session 23).
+pub fn ping_before_acquire(sqlite: bool) -> bool {
+    !sqlite
+}
+
 /// Rows per multi-row statement written by the batching writers (the access log here, the
 /// gateway's plugin-state journal): a batch costs one round trip to the database per this many
 /// rows instead of one per row. At 9 parameters a row that is 576 parameters, well under
@@ -337,6 +350,14 @@ mod tests {
         let (store, _dir) = crate::testing::sqlite_store().await;
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.expect("pragma");
         assert_eq!(mode, "wal");
+    }
+
+    crate::both_backends!(only_server_connections_are_pinged_before_a_loan);
+
+    /// Pinged before each loan on PostgreSQL, where a connection can break; not on SQLite, where
+    /// the ping is only a round trip to the connection's own thread.
+    async fn only_server_connections_are_pinged_before_a_loan(store: Store) {
+        assert_eq!(store.pool().options().get_test_before_acquire(), store.backend() == Backend::Postgres);
     }
 
     #[tokio::test]

@@ -140,6 +140,7 @@ impl SqlKv {
         let connections = if sqlite { SQLITE_CONNECTIONS } else { POSTGRES_CONNECTIONS };
         let pool = AnyPoolOptions::new()
             .max_connections(connections)
+            .test_before_acquire(onecard_catalog::store::ping_before_acquire(sqlite))
             // Kept open and warm: a request never waits for a connection to open.
             .min_connections(connections)
             .idle_timeout(None)
