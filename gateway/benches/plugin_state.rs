@@ -4,7 +4,7 @@
 //! - `whole_pass`: every entry visited at once ([`MemoryKv::prune_expired`], what the gateway
 //!   ran on a request worker once a minute until session 11);
 //! - `one_step`: one of the 1 024 shards ([`MemoryKv::prune_expired_step`], what it runs now
-//!   every 59 ms on the blocking pool); the time one shard's lock is held;
+//!   every 59 ms on a runtime worker); the time one shard's lock is held;
 //! - `file_delete`: the plugin-state file's `DELETE … WHERE expires_at_ms <= now`
 //!   ([`SqlKv::prune_expired`]), which the gateway also ran once a minute on the journal
 //!   writer's connection and now runs only when it opens the file.

@@ -112,15 +112,21 @@ struct Located<'a> {
     map: MutexGuard<'a, Map>,
 }
 
+impl Slot {
+    fn is(&self, ns: &str, key: &str) -> bool {
+        self.ns == ns && self.key == key
+    }
+}
+
 impl Located<'_> {
     fn find(&mut self, ns: &str, key: &str) -> Option<OccupiedEntry<'_, Slot>> {
-        self.map.find_entry(self.hash, |slot| slot.ns == ns && slot.key == key).ok()
+        self.map.find_entry(self.hash, |slot| slot.is(ns, key)).ok()
     }
 
     /// Sets `key` in `ns` to `entry`.
     fn put(&mut self, ns: &str, key: &str, entry: Entry) {
         let hash = self.hash;
-        match self.map.entry(hash, |slot| slot.ns == ns && slot.key == key, |slot| slot.hash) {
+        match self.map.entry(hash, |slot| slot.is(ns, key), |slot| slot.hash) {
             hash_table::Entry::Occupied(mut found) => found.get_mut().entry = entry,
             hash_table::Entry::Vacant(vacant) => {
                 vacant.insert(Slot { hash, ns: ns.to_owned(), key: key.to_owned(), entry });
