@@ -57,7 +57,7 @@ impl AuditWriter {
         let (tx, rx) = mpsc::channel(config.queue_capacity);
         let (status_tx, status_rx) = watch::channel(WriterStatus::default());
         let urgent = Arc::new(Notify::new());
-        let task = Task { store, config, status: status_tx, backoff_ms: FIRST_RETRY_MS };
+        let task = Task { store, config, status: status_tx, backoff_ms: FIRST_RETRY_MS, head: None };
         tokio::spawn(task.run(rx, Arc::clone(&urgent)));
         Ok(AuditHandle { tx, status: status_rx, urgent })
     }
@@ -187,6 +187,10 @@ struct Task {
     config: AuditConfig,
     status: watch::Sender<WriterStatus>,
     backoff_ms: u64,
+    /// The chain's head after this writer's last commit, so that a batch does not read it
+    /// again; `None` before the first commit and after a failed write (which may have been
+    /// another writer of the chain taking the next sequence number).
+    head: Option<Head>,
 }
 
 impl Task {
@@ -240,7 +244,7 @@ impl Task {
             return;
         }
         loop {
-            match self.store.append(pending).await {
+            match self.store.append(self.head.clone(), pending).await {
                 Ok(head) => {
                     self.committed(head, pending.len());
                     pending.clear();
@@ -272,6 +276,7 @@ impl Task {
 
     fn committed(&mut self, head: Head, count: usize) {
         self.backoff_ms = FIRST_RETRY_MS;
+        self.head = Some(head.clone());
         self.status.send_modify(|s| {
             s.head = Some(head);
             s.failing = None;
@@ -281,6 +286,7 @@ impl Task {
 
     async fn failed(&mut self, e: &sqlx::Error) {
         tracing::warn!(chain = self.store.chain(), error = %e, retry_in_ms = self.backoff_ms, code = codes::AUDIT_DATABASE, "audit write failed; retrying");
+        self.head = None;
         self.status.send_modify(|s| s.failing = Some(e.to_string()));
         tokio::time::sleep(Duration::from_millis(self.backoff_ms)).await;
         self.backoff_ms = (self.backoff_ms * 2).min(self.config.retry_max_ms);

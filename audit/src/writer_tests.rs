@@ -15,6 +15,8 @@ both_backends!(
     a_ledger_conflict_writes_no_entry_and_records_a_refusal,
     an_invalid_ledger_entry_writes_nothing_and_records_a_refusal,
     chains_of_several_gateways_share_one_database,
+    two_writers_of_one_chain_never_fork_it,
+    batches_of_every_size_are_written_whole_and_in_order,
 );
 
 async fn records_are_chained_and_verify(store: AuditStore) {
@@ -204,6 +206,51 @@ async fn chains_of_several_gateways_share_one_database(store: AuditStore) {
         let report = verify(s).await.expect("verify");
         assert_eq!((report.records, report.first_broken), (11, None), "chain {}", s.chain());
     }
+}
+
+/// A writer keeps the head it last committed instead of reading it for every batch. A second
+/// writer of the same chain (two gateways misconfigured with one id) makes that head stale: the
+/// next batch must then fail on the chain's key and be retried after reading the head, never
+/// link to a stale head.
+async fn two_writers_of_one_chain_never_fork_it(store: AuditStore) {
+    let config = AuditConfig { flush_interval_ms: 1, ..AuditConfig::default() };
+    let a = AuditWriter::spawn(store.clone(), config.clone()).expect("spawn");
+    let b = AuditWriter::spawn(store.clone(), config).expect("spawn");
+    for round in 0..4u64 {
+        for n in 0..3 {
+            a.reserve().expect("room").record(entry(round * 10 + n));
+        }
+        a.flush().await.expect("a flushes");
+        b.reserve().expect("room").record(entry(round * 10 + 5));
+        b.flush().await.expect("b flushes");
+    }
+    let report = verify(&store).await.expect("verify");
+    assert_eq!((report.records, report.first_broken), (16, None), "one unbroken chain of every record");
+    assert_eq!(a.status().written + b.status().written, 16);
+    assert_eq!(b.status().head, report.head, "the last writer's head is the chain's");
+}
+
+/// Batches are cut into statements of 64 rows and the powers of two below (seven statement
+/// texts in all); every size of batch must arrive whole, in order, chained.
+async fn batches_of_every_size_are_written_whole_and_in_order(store: AuditStore) {
+    let mut written = 0u64;
+    for size in [1u64, 2, 3, 63, 64, 65, 100, 127, 128, 129] {
+        let config = AuditConfig { batch_max: 512, flush_interval_ms: 3_600_000, ..AuditConfig::default() };
+        let audit = AuditWriter::spawn(store.clone(), config).expect("spawn");
+        for n in 0..size {
+            audit.reserve().expect("room").record(entry(written + n));
+        }
+        audit.flush().await.expect("flush");
+        written += size;
+        assert_eq!(audit.status().written, size, "a batch of {size} in one transaction");
+    }
+    let records = store.records(0, 1000).await.expect("read");
+    assert_eq!(records.len() as u64, written);
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.fields, RecordFields::from_entry(entry(i as u64)), "record {i} stored as given, in order");
+    }
+    let report = verify(&store).await.expect("verify");
+    assert_eq!((report.records, report.first_broken), (written, None));
 }
 
 #[tokio::test]
