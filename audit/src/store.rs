@@ -5,8 +5,9 @@
 //! The writer's transactions on SQLite are the exception: they go through sqlx's SQLite driver
 //! on a connection of their own ([`AuditStore::sqlite_writer`]). The `Any` driver copies every
 //! text argument into a new `String` in a new `Arc` when it hands a statement to SQLite, on top
-//! of the `Arc` it wrapped the argument in: about fifty allocations per audit record, every one
-//! freed on SQLite's thread, not the one that made it.
+//! of the `Arc` it wrapped the argument in: two more allocations and a copy per text column,
+//! about thirty per audit record (under callgrind the full request path made 293 allocations
+//! per admission before, 260 after; docs/PERFORMANCE.md, session 24).
 //!
 //! The audit migrations are tracked in their own table (`_onecard_audit_migrations`, versions
 //! from 1001), so the catalog's migrator and this one each see only their own history when they
@@ -19,7 +20,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{Any, AnyPool, ConnectOptions, Database, Encode, Executor, Row, Transaction, Type};
+use sqlx::{AnyPool, ConnectOptions, Database, Encode, Executor, Row, Transaction, Type};
 
 use crate::canonical::{FORMAT, GENESIS, StoredLedger, ledger_digest, record_hash};
 use crate::entry::{AuditReceipt, AuditRecord, Head, LedgerEntry, RecordFields};
@@ -345,7 +346,10 @@ impl AuditStore {
         }
     }
 
-    async fn append_in<DB: Writes>(&self, mut tx: Transaction<'static, DB>, known: Option<Head>, batch: &[RecordFields]) -> Result<Head, sqlx::Error>
+    /// [`AuditStore::append`] in `tx`: on SQLite through its own driver, on PostgreSQL through
+    /// `Any`. (The database's bounds are spelled out on each such function: Rust would not carry
+    /// them over from a trait's `where` clause.)
+    async fn append_in<DB: Database>(&self, mut tx: Transaction<'static, DB>, known: Option<Head>, batch: &[RecordFields]) -> Result<Head, sqlx::Error>
     where
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: sqlx::IntoArguments<DB>,
@@ -372,7 +376,7 @@ impl AuditStore {
         }
     }
 
-    async fn append_with_ledger_in<DB: Writes>(
+    async fn append_with_ledger_in<DB: Database>(
         &self,
         mut tx: Transaction<'static, DB>,
         mut fields: RecordFields,
@@ -454,15 +458,7 @@ fn validate_chain(chain: &str) -> Result<(), AuditError> {
     Ok(())
 }
 
-/// A database the writer's transactions run on (SQLite through its own driver, PostgreSQL
-/// through `Any`). Only a marker: Rust does not carry a trait's `where` clauses to the functions
-/// bounded by it, so each function below spells out what it needs of the database.
-trait Writes: Database {}
-
-impl Writes for sqlx::Sqlite {}
-impl Writes for Any {}
-
-async fn chain_head<DB: Writes>(tx: &mut Transaction<'static, DB>, chain: &str) -> Result<Option<Head>, sqlx::Error>
+async fn chain_head<DB: Database>(tx: &mut Transaction<'static, DB>, chain: &str) -> Result<Option<Head>, sqlx::Error>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
@@ -488,7 +484,7 @@ fn statement_rows(rows: usize) -> impl Iterator<Item = usize> {
 /// `QueryBuilder` writes `?` for `Any`, which PostgreSQL does not accept, hence the hand-built
 /// statement). The records are moved into the statement's arguments, not copied: this runs for
 /// every decision.
-async fn insert_records<DB: Writes>(tx: &mut Transaction<'static, DB>, backend: Backend, records: Vec<AuditRecord>) -> Result<(), sqlx::Error>
+async fn insert_records<DB: Database>(tx: &mut Transaction<'static, DB>, backend: Backend, records: Vec<AuditRecord>) -> Result<(), sqlx::Error>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: sqlx::IntoArguments<DB>,
