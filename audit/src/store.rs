@@ -14,12 +14,13 @@
 //! share a database; neither needs to ignore the other's versions.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::query::Query;
 use sqlx::{AnyPool, ConnectOptions, Database, Encode, Executor, Row, Transaction, Type};
 
 use crate::canonical::{FORMAT, GENESIS, StoredLedger, ledger_digest, record_hash};
@@ -338,18 +339,41 @@ impl AuditStore {
     /// another writer have appended to the chain since, the first record's sequence number is
     /// taken and the transaction fails (the chain's key): read the head again and retry.
     pub(crate) async fn append(&self, known: Option<Head>, batch: &[RecordFields]) -> Result<Head, sqlx::Error> {
-        match &self.sqlite_writer {
-            // `BEGIN IMMEDIATE`: the file lock is taken up front and waits on the busy timeout
-            // instead of failing on upgrade.
-            Some(writer) => self.append_in(writer.begin_with("BEGIN IMMEDIATE").await?, known, batch).await,
-            None => self.append_in(self.pool.begin().await?, known, batch).await,
+        match self.write(known, batch.iter().cloned(), &[]).await {
+            Ok(head) => Ok(head),
+            Err(AppendError::Database(e)) => Err(e),
+            Err(AppendError::Conflict { .. }) => unreachable!("a batch without ledger entries has no idempotency key to reuse"),
         }
     }
 
-    /// [`AuditStore::append`] in `tx`: on SQLite through its own driver, on PostgreSQL through
-    /// `Any`. (The database's bounds are spelled out on each such function: Rust would not carry
-    /// them over from a trait's `where` clause.)
-    async fn append_in<DB: Database>(&self, mut tx: Transaction<'static, DB>, known: Option<Head>, batch: &[RecordFields]) -> Result<Head, sqlx::Error>
+    /// Appends one record and its ledger entries in one transaction: both or neither.
+    pub(crate) async fn append_with_ledger(&self, mut fields: RecordFields, ledger: &[StoredLedger]) -> Result<AuditReceipt, AppendError> {
+        if !ledger.is_empty() {
+            fields.ledger_sha256 = Some(ledger_digest(ledger));
+        }
+        let head = self.write(None, std::iter::once(fields), ledger).await?;
+        Ok(AuditReceipt { chain: self.chain.to_string(), seq: head.seq, hash: head.hash })
+    }
+
+    /// Appends `records` after `known` (read when `None`) and, with the first of them, `ledger`,
+    /// in one transaction: on SQLite on the writer's connection through SQLite's own driver
+    /// (`BEGIN IMMEDIATE`: the file lock is taken up front and waits on the busy timeout instead
+    /// of failing on upgrade), on PostgreSQL through `Any`.
+    async fn write(&self, known: Option<Head>, records: impl Iterator<Item = RecordFields>, ledger: &[StoredLedger]) -> Result<Head, AppendError> {
+        match &self.sqlite_writer {
+            Some(writer) => self.write_in(writer.begin_with("BEGIN IMMEDIATE").await?, known, records, ledger).await,
+            None => self.write_in(self.pool.begin().await?, known, records, ledger).await,
+        }
+    }
+
+    /// [`AuditStore::write`] in `tx`, for either driver (hence the bounds on the database).
+    async fn write_in<DB: Database>(
+        &self,
+        mut tx: Transaction<'static, DB>,
+        known: Option<Head>,
+        records: impl Iterator<Item = RecordFields>,
+        ledger: &[StoredLedger],
+    ) -> Result<Head, AppendError>
     where
         for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
         DB::Arguments: sqlx::IntoArguments<DB>,
@@ -362,35 +386,6 @@ impl AuditStore {
             Some(head) => Some(head),
             None => chain_head(&mut tx, &self.chain).await?,
         };
-        let (records, head) = self.link(head, batch.iter().cloned());
-        insert_records(&mut tx, self.backend, records).await?;
-        tx.commit().await?;
-        Ok(head)
-    }
-
-    /// Appends one record and its ledger entries in one transaction: both or neither.
-    pub(crate) async fn append_with_ledger(&self, fields: RecordFields, ledger: &[StoredLedger]) -> Result<AuditReceipt, AppendError> {
-        match &self.sqlite_writer {
-            Some(writer) => self.append_with_ledger_in(writer.begin_with("BEGIN IMMEDIATE").await?, fields, ledger).await,
-            None => self.append_with_ledger_in(self.pool.begin().await?, fields, ledger).await,
-        }
-    }
-
-    async fn append_with_ledger_in<DB: Database>(
-        &self,
-        mut tx: Transaction<'static, DB>,
-        mut fields: RecordFields,
-        ledger: &[StoredLedger],
-    ) -> Result<AuditReceipt, AppendError>
-    where
-        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-        DB::Arguments: sqlx::IntoArguments<DB>,
-        for<'q> String: Encode<'q, DB> + Type<DB>,
-        for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-        for<'q> i64: Encode<'q, DB> + Type<DB>,
-        for<'r> (i64, String): sqlx::FromRow<'r, DB::Row>,
-    {
-        let head = chain_head(&mut tx, &self.chain).await?;
         let seq = head.as_ref().map_or(1, |h| h.seq + 1);
         for (position, l) in ledger.iter().enumerate() {
             let inserted = sqlx::query::<DB>(
@@ -419,13 +414,16 @@ impl AuditStore {
                 Err(e) => return Err(e.into()),
             }
         }
-        if !ledger.is_empty() {
-            fields.ledger_sha256 = Some(ledger_digest(ledger));
+        // Multi-row INSERTs with `$n` placeholders on PostgreSQL and `?` on SQLite (sqlx's
+        // `QueryBuilder` writes `?` for `Any`, which PostgreSQL does not accept).
+        let (records, head) = self.link(head, records);
+        let mut records = records.into_iter();
+        for rows in statement_rows(records.len()) {
+            let q = records.by_ref().take(rows).fold(sqlx::query::<DB>(batch_insert(self.backend, rows)), bind_record);
+            q.execute(&mut *tx).await?;
         }
-        let (records, head) = self.link(head, std::iter::once(fields));
-        insert_records(&mut tx, self.backend, records).await?;
         tx.commit().await?;
-        Ok(AuditReceipt { chain: self.chain.to_string(), seq: head.seq, hash: head.hash })
+        Ok(head)
     }
 
     /// Gives each record its place after `head` and its hash.
@@ -480,50 +478,48 @@ fn statement_rows(rows: usize) -> impl Iterator<Item = usize> {
     std::iter::repeat_n(ROWS_PER_INSERT, full).chain((0..usize::BITS).rev().map(|bit| 1 << bit).filter(move |size| rest & size != 0))
 }
 
-/// Multi-row INSERTs with `$n` placeholders on PostgreSQL and `?` on SQLite (sqlx's
-/// `QueryBuilder` writes `?` for `Any`, which PostgreSQL does not accept, hence the hand-built
-/// statement). The records are moved into the statement's arguments, not copied: this runs for
-/// every decision.
-async fn insert_records<DB: Database>(tx: &mut Transaction<'static, DB>, backend: Backend, records: Vec<AuditRecord>) -> Result<(), sqlx::Error>
+/// `q` with `rec`'s 22 columns bound, in [`COLUMNS`]' order. The record is moved into the
+/// statement's arguments, not copied: this runs for every decision.
+fn bind_record<'q, DB: Database>(q: Query<'q, DB, DB::Arguments>, rec: AuditRecord) -> Query<'q, DB, DB::Arguments>
 where
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: sqlx::IntoArguments<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    String: Encode<'q, DB> + Type<DB>,
+    Option<String>: Encode<'q, DB> + Type<DB>,
+    i64: Encode<'q, DB> + Type<DB>,
 {
-    let mut records = records.into_iter();
-    for rows in statement_rows(records.len()) {
-        let mut q = sqlx::query::<DB>(sqlx::AssertSqlSafe(insert_statement(backend, rows)));
-        for rec in records.by_ref().take(rows) {
-            let f = rec.fields;
-            q = q
-                .bind(rec.chain)
-                .bind(rec.seq)
-                .bind(rec.format)
-                .bind(f.request_id)
-                .bind(f.at)
-                .bind(f.channel)
-                .bind(f.venue)
-                .bind(f.terminal)
-                .bind(f.card_ref)
-                .bind(f.app)
-                .bind(f.action)
-                .bind(f.plugin_sha256)
-                .bind(f.snapshot_version)
-                .bind(f.outcome)
-                .bind(f.code)
-                .bind(f.blame)
-                .bind(f.status)
-                .bind(f.latency_us)
-                .bind(f.detail)
-                .bind(f.ledger_sha256)
-                .bind(rec.prev_hash)
-                .bind(rec.hash);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    let f = rec.fields;
+    q.bind(rec.chain)
+        .bind(rec.seq)
+        .bind(rec.format)
+        .bind(f.request_id)
+        .bind(f.at)
+        .bind(f.channel)
+        .bind(f.venue)
+        .bind(f.terminal)
+        .bind(f.card_ref)
+        .bind(f.app)
+        .bind(f.action)
+        .bind(f.plugin_sha256)
+        .bind(f.snapshot_version)
+        .bind(f.outcome)
+        .bind(f.code)
+        .bind(f.blame)
+        .bind(f.status)
+        .bind(f.latency_us)
+        .bind(f.detail)
+        .bind(f.ledger_sha256)
+        .bind(rec.prev_hash)
+        .bind(rec.hash)
+}
+
+/// The INSERT of `rows` rows, one of the sizes [`statement_rows`] gives (a power of two up to
+/// [`ROWS_PER_INSERT`]), written once per backend rather than for each batch.
+fn batch_insert(backend: Backend, rows: usize) -> &'static str {
+    const SIZES: usize = ROWS_PER_INSERT.trailing_zeros() as usize + 1;
+    static STATEMENTS: LazyLock<[[String; SIZES]; 2]> = LazyLock::new(|| {
+        [Backend::Sqlite, Backend::Postgres].map(|backend| std::array::from_fn(|size| insert_statement(backend, 1 << size)))
+    });
+    debug_assert!(rows.is_power_of_two() && rows <= ROWS_PER_INSERT, "{rows} rows is not a statement size");
+    &STATEMENTS[usize::from(backend == Backend::Postgres)][rows.trailing_zeros() as usize]
 }
 
 /// `INSERT INTO audit_records (…) VALUES (…), …` for `rows` rows.
@@ -630,6 +626,11 @@ mod tests {
             seen.extend(cut);
         }
         assert_eq!(seen.into_iter().collect::<Vec<_>>(), vec![1, 2, 4, 8, 16, 32, 64]);
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            for rows in [1, 2, 4, 8, 16, 32, 64] {
+                assert_eq!(batch_insert(backend, rows), insert_statement(backend, rows), "{backend:?}, {rows} rows");
+            }
+        }
     }
 
     #[test]
