@@ -84,23 +84,6 @@ const COLUMNS: &str = "id, at, card_ref, application, action, channel, consent_i
 /// How many [`COLUMNS`] there are.
 const COLUMN_COUNT: usize = 9;
 
-/// One access as written: [`COLUMNS`] in order, serialized as a JSON array.
-type Row<'a> = (String, String, &'a str, &'a str, &'a str, &'a str, Option<&'a str>, String, &'a str);
-
-/// The statement that appends rows to `table`: one parameter, a JSON array of [`Row`]s, so each
-/// table has one statement text however many rows a report brings, prepared once per
-/// connection. With a parameter per cell, each report's tables got statements of as many rows
-/// as they happened to receive, nearly every one a new text compiled for that report alone, and
-/// the `Any` driver copied every cell twice on its way to SQLite.
-fn insert_rows(backend: Backend, table: &str) -> String {
-    let cells = (0..COLUMN_COUNT).map(|i| format!("value ->> {i}")).collect::<Vec<_>>().join(", ");
-    let rows = match backend {
-        Backend::Sqlite => "json_each($1)",
-        Backend::Postgres => "jsonb_array_elements(CAST($1 AS jsonb))",
-    };
-    format!("INSERT INTO {table} ({COLUMNS}) SELECT {cells} FROM {rows}")
-}
-
 /// One access to a holder's data, reported by a gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -126,38 +109,40 @@ pub struct AccessRecord {
 }
 
 impl Store {
-    /// Records data accesses reported by `gateway`, in one transaction: a statement per table they
-    /// go to ([`insert_rows`]).
+    /// Records data accesses reported by `gateway`, in one transaction of multi-row inserts.
     pub async fn record_accesses(&self, gateway: &str, records: &[AccessRecord]) -> Result<()> {
         self.record_accesses_folding_at(gateway, records, FOLD_ROWS).await
     }
 
     /// [`Store::record_accesses`], folding once `fold_rows` accesses are pending.
     pub(crate) async fn record_accesses_folding_at(&self, gateway: &str, records: &[AccessRecord], fold_rows: i64) -> Result<()> {
-        let mut tables: BTreeMap<&str, Vec<Row<'_>>> = BTreeMap::new();
+        let mut tables: BTreeMap<&str, Vec<&AccessRecord>> = BTreeMap::new();
         for r in records {
             let table = match self.backend {
                 Backend::Sqlite => pending_table(&r.card_ref),
                 Backend::Postgres => "accesses",
             };
-            let scopes = serde_json::to_string(&r.scopes).map_err(|e| Error::Internal(e.to_string()))?;
-            let row = (
-                crate::ids::time_ordered_hex::<14>(),
-                crate::model::format_ts(&r.at),
-                r.card_ref.as_str(),
-                r.application.as_str(),
-                r.action.as_str(),
-                r.channel.as_str(),
-                r.consent_id.as_deref(),
-                scopes,
-                gateway,
-            );
-            tables.entry(table).or_default().push(row);
+            tables.entry(table).or_default().push(r);
         }
         let mut tx = self.pool.begin().await?;
-        for (table, rows) in tables {
-            let rows = serde_json::to_string(&rows).map_err(|e| Error::Internal(e.to_string()))?;
-            sqlx::query(sqlx::AssertSqlSafe(insert_rows(self.backend, table))).bind(rows).execute(&mut *tx).await?;
+        for (table, records) in tables {
+            for chunk in records.chunks(super::ROWS_PER_STATEMENT) {
+                let sql = format!("INSERT INTO {table} ({COLUMNS}) VALUES {}", super::values_placeholders(self.backend, chunk.len(), COLUMN_COUNT));
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in chunk {
+                    query = query
+                        .bind(crate::ids::time_ordered_hex::<14>())
+                        .bind(crate::model::format_ts(&r.at))
+                        .bind(r.card_ref.clone())
+                        .bind(r.application.clone())
+                        .bind(r.action.clone())
+                        .bind(r.channel.clone())
+                        .bind(r.consent_id.clone())
+                        .bind(serde_json::to_string(&r.scopes).map_err(|e| Error::Internal(e.to_string()))?)
+                        .bind(gateway.to_string());
+                }
+                query.execute(&mut *tx).await?;
+            }
         }
         if self.backend == Backend::Sqlite {
             // Inside the transaction: the file's write lock is held, no other report interleaves.

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 
+use onecard_catalog::store::{Backend, ROWS_PER_STATEMENT, values_placeholders};
 use sqlx::Row as _;
 
 use super::SqlKv;
@@ -62,39 +63,42 @@ pub(super) async fn read(store: &SqlKv, now_ms: u64) -> Result<Vec<LoggedEntry>,
         .collect())
 }
 
-/// A row to append: namespace, key, value in hexadecimal (`None`: deleted), expiry (unix ms).
-type Row<'a> = (&'a str, &'a str, Option<String>, Option<u64>);
+/// A row to append: namespace, key, value (`None`: deleted), expiry (unix ms).
+type Row<'a> = (&'a str, &'a str, Option<&'a [u8]>, Option<u64>);
 
-/// Appends entries' last states (each key at most once) at once; returns how many.
+/// Appends entries' last states (each key at most once) in one transaction; returns how many.
 pub(super) async fn append(store: &SqlKv, changes: &[(&str, &str, &Changed)]) -> Result<u64, sqlx::Error> {
     let rows: Vec<Row<'_>> = changes
         .iter()
         .map(|(namespace, key, changed)| match changed {
-            Some((value, expires_at_ms)) => (*namespace, *key, Some(hex::encode(value)), *expires_at_ms),
+            Some((value, expires_at_ms)) => (*namespace, *key, Some(value.as_slice()), *expires_at_ms),
             None => (*namespace, *key, None, None),
         })
         .collect();
     insert(store, &rows).await
 }
 
-/// Appends entries as they are, at once (a compaction's step).
+/// Appends entries as they are, in one transaction (a compaction's step).
 pub(super) async fn append_entries(store: &SqlKv, entries: &[LoggedEntry]) -> Result<u64, sqlx::Error> {
-    let rows: Vec<Row<'_>> = entries.iter().map(|(namespace, key, value, expires_at_ms)| (namespace.as_str(), key.as_str(), Some(hex::encode(value)), *expires_at_ms)).collect();
+    let rows: Vec<Row<'_>> = entries.iter().map(|(namespace, key, value, expires_at_ms)| (namespace.as_str(), key.as_str(), Some(value.as_slice()), *expires_at_ms)).collect();
     insert(store, &rows).await
 }
 
-/// Appends `rows`, in their order, with one statement: they come as one JSON array, so the
-/// statement's text is the same for every batch and is prepared once. The writer commits about
-/// a hundred batches a second, each of whatever size the last 10 ms brought; with a parameter
-/// per cell nearly every batch was a statement text of its own, parsed and compiled for that
-/// batch alone, and the `Any` driver copied each cell twice on its way to SQLite. Values go as
-/// hexadecimal (JSON has no bytes), `unhex` turns them back into blobs.
 async fn insert(store: &SqlKv, rows: &[Row<'_>]) -> Result<u64, sqlx::Error> {
-    const INSERT: &str = "INSERT INTO plugin_kv_log (namespace, key, value, expires_at_ms) \
-                          SELECT row.value ->> 0, row.value ->> 1, unhex(row.value ->> 2), row.value ->> 3 \
-                          FROM json_each($1) AS row ORDER BY row.key";
-    let json = serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    sqlx::query(INSERT).bind(json).execute(store.pool()).await?;
+    let mut tx = store.pool().begin().await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO plugin_kv_log (namespace, key, value, expires_at_ms) VALUES {}",
+            values_placeholders(Backend::Sqlite, chunk.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (namespace, key, value, expires_at_ms) in chunk {
+            let expires_at_ms = expires_at_ms.and_then(|t| i64::try_from(t).ok());
+            query = query.bind(namespace.to_string()).bind(key.to_string()).bind(value.map(<[u8]>::to_vec)).bind(expires_at_ms);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
     Ok(rows.len() as u64)
 }
 
