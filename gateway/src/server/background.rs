@@ -103,11 +103,11 @@ mod tests {
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                id_tx.send(rustix::thread::gettid()).unwrap();
+                id_tx.send(rustix::thread::gettid()).expect("the test waits for the id");
                 let _ = stop_rx.recv();
             })
-            .unwrap();
-        (id_rx.recv().unwrap(), stop_tx, thread)
+            .expect("spawn");
+        (id_rx.recv().expect("the thread's id"), stop_tx, thread)
     }
 
     #[test]
@@ -128,6 +128,15 @@ mod tests {
             stop.send(()).unwrap();
             thread.join().unwrap();
         }
+    }
+
+    #[test]
+    fn the_setting_is_five_levels_unless_configured() {
+        use crate::server::ServeConfig;
+        assert_eq!(ServeConfig::default().sqlite_nice, DEFAULT_LEVELS);
+        assert_eq!(toml::from_str::<ServeConfig>("sqlite_nice = 0").unwrap().sqlite_nice, 0);
+        let err = toml::from_str::<ServeConfig>("sqlite_nice = 300").unwrap_err().to_string();
+        assert!(err.contains("sqlite_nice"), "{err}");
     }
 
     #[test]
