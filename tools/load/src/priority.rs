@@ -23,6 +23,10 @@
 //! message broker, say) became a burst of slow answers ten times longer than it would be in
 //! production.
 //!
+//! SQLite's worker threads stay where the gateway puts them, a few levels below its other
+//! threads (`sqlite_nice`, `onecard_gateway::server::background`); where the servers are
+//! lowered, they go as far below the lowered servers.
+//!
 //! Threads inherit the priority of the thread that starts them; the run applies the setting
 //! again before every measured phase, for threads started since.
 //!
