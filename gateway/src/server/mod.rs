@@ -3,7 +3,6 @@
 //! scaled form). Both read the same TOML configuration ([`ServeConfig`]); the listen address and
 //! the database are overridable by `ONECARD_LISTEN` and `ONECARD_DATABASE_URL`.
 
-pub mod background;
 pub mod health;
 pub mod metrics;
 /// Answers sent at once on every accepted connection (shared with the catalog API).
@@ -76,14 +75,6 @@ pub struct ServeConfig {
     /// Catalog settings.
     #[serde(default)]
     pub catalog: CatalogSettings,
-    /// Nice levels SQLite's worker threads run below the request path ([`background`]); 0 runs
-    /// them level with it. Default 5.
-    #[serde(default = "default_sqlite_nice")]
-    pub sqlite_nice: u8,
-}
-
-fn default_sqlite_nice() -> u8 {
-    background::DEFAULT_LEVELS
 }
 
 fn default_listen() -> String {
@@ -410,7 +401,6 @@ async fn data_plane(
         }
     });
     tasks.extend([follower.spawn_reporter(), tokio::spawn(follower.run()), gateway.limiters.spawn_pruner(), limiter_updates, self::metrics::spawn_upkeep()]);
-    tasks.extend(background::spawn(config.sqlite_nice));
     Ok(Served { gateway, kv, tasks, catalog: None })
 }
 

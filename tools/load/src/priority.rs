@@ -23,10 +23,6 @@
 //! message broker, say) became a burst of slow answers ten times longer than it would be in
 //! production.
 //!
-//! SQLite's worker threads stay where the gateway puts them, a few levels below its other
-//! threads (`sqlite_nice`, `onecard_gateway::server::background`); where the servers are
-//! lowered, they go as far below the lowered servers.
-//!
 //! Threads inherit the priority of the thread that starts them; the run applies the setting
 //! again before every measured phase, for threads started since.
 //!
@@ -55,8 +51,8 @@ pub enum Separation {
 impl std::fmt::Display for Separation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Separation::GeneratorRaised(nice) => write!(f, "the generator's threads at nice {nice}, the servers' at the process's own, SQLite's below them as the gateway puts them"),
-            Separation::ServersLowered(nice) => write!(f, "the servers' threads at nice {nice} (the generator's could not be raised), SQLite's below them, the generator's at the process's own"),
+            Separation::GeneratorRaised(nice) => write!(f, "the generator's threads at nice {nice}, the servers' at the process's own"),
+            Separation::ServersLowered(nice) => write!(f, "the servers' threads at nice {nice} (the generator's could not be raised), the generator's at the process's own"),
             Separation::Unchanged => write!(f, "unchanged (threads are told apart only on Linux)"),
         }
     }
@@ -77,20 +73,14 @@ pub fn separate(steps: u8) -> anyhow::Result<Separation> {
 /// only when `may_raise` (tests try the other way where raising is allowed).
 #[cfg(target_os = "linux")]
 fn apply(own: i32, steps: u8, may_raise: bool) -> anyhow::Result<Separation> {
-    use onecard_gateway::server::background::{DEFAULT_LEVELS, lower_sqlite_workers};
-    // SQLite's threads are left where the gateway puts them, a few levels below its other
-    // threads (`onecard_gateway::server::background`), or taken down with them.
-    let mut servers = crate::cpu::server_threads();
-    servers.retain(|(_, comm, _)| !crate::cpu::is_sqlite(comm));
     let raised = (own - i32::from(steps)).max(MIN_NICE);
     if may_raise && set(&crate::cpu::generator_threads(), raised).is_ok() {
-        set(&servers, own)?;
+        set(&crate::cpu::server_threads(), own)?;
         return Ok(Separation::GeneratorRaised(raised));
     }
     let lowered = (own + i32::from(steps)).min(i32::from(MAX_NICE));
     set(&crate::cpu::generator_threads(), own)?;
-    set(&servers, lowered)?;
-    lower_sqlite_workers((lowered + i32::from(DEFAULT_LEVELS)).min(i32::from(MAX_NICE)))?;
+    set(&crate::cpu::server_threads(), lowered)?;
     Ok(Separation::ServersLowered(lowered))
 }
 
@@ -164,13 +154,13 @@ mod tests {
         getpriority_process(Some(pid)).expect("getpriority")
     }
 
-    /// Runs `check` with a server thread, a generator thread and a SQLite worker (named as the
-    /// load runtime's and sqlx's are) alive, given their ids.
+    /// Runs `check` with a server thread and a generator thread (named as the load runtime's
+    /// are) alive, given their ids.
     fn with_threads(check: impl FnOnce(&HashMap<&str, Pid>)) {
         let (tx, rx) = std::sync::mpsc::channel();
-        let barrier = Barrier::new(4);
+        let barrier = Barrier::new(3);
         std::thread::scope(|s| {
-            for name in ["server", "load", "sqlx-sqlite-worker-1"] {
+            for name in ["server", "load"] {
                 let (tx, barrier) = (tx.clone(), &barrier);
                 let thread = std::thread::Builder::new().name(name.into()).spawn_scoped(s, move || {
                     tx.send((name, rustix::thread::gettid())).expect("send");
@@ -178,7 +168,7 @@ mod tests {
                 });
                 thread.expect("spawn");
             }
-            let tids: HashMap<&str, Pid> = rx.iter().take(3).collect();
+            let tids: HashMap<&str, Pid> = rx.iter().take(2).collect();
             check(&tids);
             barrier.wait();
         });
@@ -205,17 +195,12 @@ mod tests {
                 }
                 Separation::Unchanged => panic!("on Linux the threads are told apart"),
             }
-            // A gateway of this process may have lowered the SQLite thread meanwhile, never raised it.
-            assert!(nice_of(tids["sqlx-sqlite-worker-1"]) >= own, "SQLite's threads are left where they were");
             assert_eq!(apply(own, 5, false).expect("lowered"), Separation::ServersLowered((own + 5).min(i32::from(MAX_NICE))));
             assert_eq!(nice_of(tids["server"]), (own + 5).min(i32::from(MAX_NICE)));
-            let sqlite = (own + 5 + i32::from(onecard_gateway::server::background::DEFAULT_LEVELS)).min(i32::from(MAX_NICE));
-            assert_eq!(nice_of(tids["sqlx-sqlite-worker-1"]), sqlite, "SQLite's threads go down with the servers");
             assert_eq!(nice_of(tids["load"]), own, "a generator raised before is put back");
             assert_eq!(nice_of(getpid()), own);
             separate(0).expect("level");
             assert_eq!((nice_of(tids["server"]), nice_of(tids["load"])), (own, own), "0 steps: both at the process's own");
-            assert_eq!(nice_of(tids["sqlx-sqlite-worker-1"]), sqlite, "SQLite's threads are never raised");
         });
     }
 
