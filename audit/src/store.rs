@@ -49,7 +49,7 @@ const SQLITE_CONNECTIONS: u32 = 1;
 /// and past 64 KiB SQLite spills that journal to a file. The log copied into the file every 200
 /// pages: in `onecard serve` the audit trail shares the catalog's file, and its commits take
 /// their turn at the checkpoints.
-const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 200";
+const SQLITE_PRAGMAS: [(&str, &str); 2] = [("temp_store", "MEMORY"), ("wal_autocheckpoint", "200")];
 
 /// Rows per multi-row INSERT at most (22 parameters each: well under SQLite's and PostgreSQL's
 /// limits). A batch is written in statements of this many rows and then of the powers of two of
@@ -169,10 +169,7 @@ impl AuditStore {
             if conn.backend_name().eq_ignore_ascii_case("postgresql") { Backend::Postgres } else { Backend::Sqlite }
         };
         migrate(&pool).await?;
-        let sqlite_writer = match backend {
-            Backend::Sqlite => Some(Self::sqlite_writer(pool.connect_options().as_ref()).await?),
-            Backend::Postgres => None,
-        };
+        let sqlite_writer = Self::sqlite_writer(backend, pool.connect_options().as_ref()).await?;
         Ok(AuditStore { pool, sqlite_writer, backend, chain: chain.into() })
     }
 
@@ -195,29 +192,33 @@ impl AuditStore {
             }
             pool = pool.after_connect(|conn, _| {
                 Box::pin(async move {
-                    let pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; {SQLITE_CONNECTION_PRAGMAS}");
+                    let mut pragmas = format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};");
+                    for (name, value) in SQLITE_PRAGMAS {
+                        pragmas.push_str(&format!(" PRAGMA {name} = {value};"));
+                    }
                     sqlx::raw_sql(sqlx::AssertSqlSafe(pragmas)).execute(conn).await?;
                     Ok(())
                 })
             });
         }
         let pool = pool.connect_with(options.clone()).await?;
-        let sqlite_writer = match backend {
-            Backend::Sqlite => Some(Self::sqlite_writer(&options).await?),
-            Backend::Postgres => None,
-        };
+        let sqlite_writer = Self::sqlite_writer(backend, &options).await?;
         Ok(AuditStore { pool, sqlite_writer, backend, chain: chain.into() })
     }
 
-    /// The writer's connection to the SQLite file of `options`: one, with the store's settings.
-    async fn sqlite_writer(options: &AnyConnectOptions) -> Result<SqlitePool, AuditError> {
-        let options = SqliteConnectOptions::try_from(options)?
+    /// On SQLite, the writer's connection to the file of `options`: one, with the store's
+    /// settings. On PostgreSQL none: the writer uses the pool.
+    async fn sqlite_writer(backend: Backend, options: &AnyConnectOptions) -> Result<Option<SqlitePool>, AuditError> {
+        if backend == Backend::Postgres {
+            return Ok(None);
+        }
+        let options = SQLITE_PRAGMAS
+            .iter()
+            .fold(SqliteConnectOptions::try_from(options)?, |options, (name, value)| options.pragma(*name, *value))
             .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.into()))
-            .pragma("temp_store", "MEMORY")
-            .pragma("wal_autocheckpoint", "200")
             .disable_statement_logging();
         let pool = SqlitePoolOptions::new().max_connections(SQLITE_CONNECTIONS).test_before_acquire(false).connect_with(options).await?;
-        Ok(pool)
+        Ok(Some(pool))
     }
 
     /// The same database, seen by another chain.
@@ -346,12 +347,13 @@ impl AuditStore {
         }
     }
 
-    /// Appends one record and its ledger entries in one transaction: both or neither.
-    pub(crate) async fn append_with_ledger(&self, mut fields: RecordFields, ledger: &[StoredLedger]) -> Result<AuditReceipt, AppendError> {
+    /// Appends one record and its ledger entries in one transaction: both or neither. `known`
+    /// as for [`AuditStore::append`].
+    pub(crate) async fn append_with_ledger(&self, known: Option<Head>, mut fields: RecordFields, ledger: &[StoredLedger]) -> Result<AuditReceipt, AppendError> {
         if !ledger.is_empty() {
             fields.ledger_sha256 = Some(ledger_digest(ledger));
         }
-        let head = self.write(None, std::iter::once(fields), ledger).await?;
+        let head = self.write(known, std::iter::once(fields), ledger).await?;
         Ok(AuditReceipt { chain: self.chain.to_string(), seq: head.seq, hash: head.hash })
     }
 

@@ -257,7 +257,7 @@ impl Task {
 
     async fn commit(&mut self, fields: RecordFields, ledger: Vec<StoredLedger>) -> Result<AuditReceipt, AuditError> {
         loop {
-            match self.store.append_with_ledger(fields.clone(), &ledger).await {
+            match self.store.append_with_ledger(self.head.clone(), fields.clone(), &ledger).await {
                 Ok(receipt) => {
                     self.committed(Head { seq: receipt.seq, hash: receipt.hash.clone() }, 1);
                     return Ok(receipt);
